@@ -1,0 +1,347 @@
+"""``GesHook`` (requests, for tasks) and ``GesAsyncHook`` (httpx, for the triggerer).
+
+Both are thin transports around the same wire layer (``airflow_provider_ges.wire``): the same
+requests, parsing, retries, token cache and paging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_ges.auth import TOKEN_CACHE, TokenKey, mask_secret
+from airflow_provider_ges.connection import GesConnectionConfig
+from airflow_provider_ges.exceptions import GesApiError, GesTransientError
+from airflow_provider_ges.models import Backup, BackupFilter, BackupMethod, BackupPage, BackupStatus, Token
+from airflow_provider_ges.wire import (
+    BackupPager,
+    NeedToken,
+    Plan,
+    Response,
+    RetryPolicy,
+    Send,
+    Sleep,
+    call,
+    drive_async,
+    drive_sync,
+    list_backups_request,
+    parse_backup_page,
+    parse_token,
+    token_request,
+)
+
+if TYPE_CHECKING:
+    import httpx
+    import requests
+
+T = TypeVar("T")
+DEFAULT_PAGE_SIZE = 100
+
+
+class _GesHookBase(BaseHook):
+    """What the sync and async hooks share: connection attributes, settings and call plans."""
+
+    conn_name_attr = "ges_conn_id"
+    default_conn_name = "ges_default"
+    conn_type = "ges"
+    hook_name = "Huawei Cloud GES"
+
+    def __init__(
+        self, ges_conn_id: str = default_conn_name, *, retry_base_delay: float = 0.5, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ges_conn_id = ges_conn_id
+        self.retry_base_delay = retry_base_delay
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(ges_conn_id={self.ges_conn_id!r})"
+
+    def _configure(self, conn: Any) -> GesConnectionConfig:
+        config = GesConnectionConfig.from_connection(conn)
+        for secret in config.secrets:
+            mask_secret(secret)
+        return config
+
+    def _policy(self, config: GesConnectionConfig) -> RetryPolicy:
+        return RetryPolicy(max_retries=config.max_retries, base_delay=self.retry_base_delay)
+
+    def _token_plan(self, config: GesConnectionConfig) -> Plan[Token]:
+        return call(token_request(config), parse_token, self._policy(config), authenticated=False)
+
+    def _page_plan(
+        self, config: GesConnectionConfig, graph_id: str | None, offset: int, limit: int
+    ) -> Plan[BackupPage]:
+        request = list_backups_request(config, graph_id, offset, limit)
+        return call(request, parse_backup_page, self._policy(config))
+
+    def _log_retry(self, effect: Sleep) -> None:
+        self.log.warning("GES call failed, retrying in %.2fs: %s", effect.seconds, effect.reason)
+
+    @staticmethod
+    def _no_auth(need: NeedToken) -> Mapping[str, str]:
+        raise AssertionError("an unauthenticated call asked for a token")
+
+    @staticmethod
+    def _filter(
+        graph_name: str | None,
+        status: BackupStatus | str | None,
+        backup_method: BackupMethod | str | None,
+        newer_than: datetime | str | None,
+    ) -> BackupFilter:
+        return BackupFilter.model_validate(
+            {
+                "graph_name": graph_name,
+                "status": status,
+                "backup_method": backup_method,
+                "newer_than": newer_than,
+            }
+        )
+
+
+class GesHook(_GesHookBase):
+    """Talk to Huawei Cloud GES with an Airflow connection of type ``ges``.
+
+    :param ges_conn_id: the connection (default ``ges_default``). It is read on first use, not here.
+    :param retry_base_delay: first back-off delay in seconds (doubled per retry, with jitter).
+    """
+
+    @cached_property
+    def config(self) -> GesConnectionConfig:
+        return self._configure(self.get_connection(self.ges_conn_id))
+
+    def get_conn(self) -> requests.Session:
+        return self.session
+
+    @cached_property
+    def session(self) -> requests.Session:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        session = requests.Session()
+        session.verify = self.config.verify
+        if self.config.proxies:
+            session.proxies.update(self.config.proxies)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def _send(self, effect: Send) -> Response:
+        import requests
+
+        request = effect.request
+        try:
+            reply = self.session.request(
+                request.method,
+                request.url,
+                params=request.params,
+                json=request.json_body,
+                headers=dict(effect.headers),
+                timeout=self.config.timeout,
+            )
+        except requests.exceptions.SSLError:
+            raise GesApiError(
+                f"TLS verification failed for {request.base_url} (check extra 'verify')",
+                method=request.method,
+                path=request.path,
+            ) from None
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as err:
+            raise GesTransientError(
+                f"no reply from {request.base_url} ({type(err).__name__})",
+                method=request.method,
+                path=request.path,
+            ) from None
+        return Response(reply.status_code, reply.headers, reply.content)
+
+    def _auth(self, need: NeedToken) -> Mapping[str, str]:
+        return {"X-Auth-Token": self._token(need.stale)}
+
+    def _run(self, plan: Plan[T]) -> T:
+        return drive_sync(plan, self._send, self._auth, self._sleep)
+
+    def _sleep(self, effect: Sleep) -> None:
+        self._log_retry(effect)
+        time.sleep(effect.seconds)
+
+    def _token(self, stale: str | None = None) -> str:
+        config = self.config
+
+        def fetch() -> Token:
+            plan = self._token_plan(config)
+            return drive_sync(plan, self._send, self._no_auth, self._sleep)
+
+        return TOKEN_CACHE.get_or_fetch(TokenKey.of(config), fetch, stale)
+
+    def get_token(self) -> str:
+        """A project-scoped IAM token, from the process-wide cache while it is fresh."""
+        return self._token()
+
+    def iter_backups(
+        self, graph_id: str | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[Backup]:
+        """Every backup of the project (or of one graph), page by page, each id once."""
+        pager = BackupPager(page_size)
+        while pager.offset is not None:
+            page = self._run(self._page_plan(self.config, graph_id, pager.offset, page_size))
+            yield from pager.feed(page)
+
+    def list_backups(
+        self,
+        graph_id: str | None = None,
+        *,
+        graph_name: str | None = None,
+        status: BackupStatus | str | None = None,
+        backup_method: BackupMethod | str | None = None,
+        newer_than: datetime | str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> list[Backup]:
+        """The backups matching every given criterion, newest first (by start time)."""
+        selection = self._filter(graph_name, status, backup_method, newer_than)
+        return selection.select(self.iter_backups(graph_id, page_size=page_size))
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated call (a token, then a one-item listing). Never raises."""
+        try:
+            page = self._run(self._page_plan(self.config, None, 0, 1))
+        except Exception as err:  # the UI's Test button must get an answer, never a traceback
+            return False, str(err)
+        return True, f"Connected to GES: project {self.config.project_id} has {page.backup_count} backups"
+
+
+class GesAsyncHook(_GesHookBase):
+    """The async twin of ``GesHook`` for triggers: httpx on the event loop, never blocking it."""
+
+    def __init__(self, ges_conn_id: str = _GesHookBase.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(ges_conn_id, **kwargs)
+        self._config: GesConnectionConfig | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def get_config(self) -> GesConnectionConfig:
+        if self._config is None:
+            getter = getattr(BaseHook, "aget_connection", None)
+            if getter is not None:
+                conn = await getter(self.ges_conn_id)
+            else:  # Airflow 3.0: no async lookup yet
+                from asgiref.sync import sync_to_async
+
+                conn = await sync_to_async(BaseHook.get_connection)(self.ges_conn_id)
+            self._config = self._configure(conn)
+        return self._config
+
+    async def _get_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            config = await self.get_config()
+            verify: bool | ssl.SSLContext = (
+                ssl.create_default_context(cafile=config.verify)
+                if isinstance(config.verify, str)
+                else config.verify
+            )
+            mounts = {
+                f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url, verify=verify)
+                for scheme, url in (config.proxies or {}).items()
+            }
+            self._client = httpx.AsyncClient(
+                verify=verify, timeout=config.timeout, mounts=mounts or None, trust_env=False
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def __aenter__(self) -> GesAsyncHook:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _send(self, effect: Send) -> Response:
+        import httpx
+
+        request = effect.request
+        client = await self._get_client()
+        try:
+            reply = await client.request(
+                request.method,
+                request.url,
+                params=dict(request.params),
+                json=request.json_body,
+                headers=dict(effect.headers),
+            )
+        except httpx.TransportError as err:
+            if isinstance(err.__context__, ssl.SSLError) or isinstance(err.__cause__, ssl.SSLError):
+                raise GesApiError(
+                    f"TLS verification failed for {request.base_url} (check extra 'verify')",
+                    method=request.method,
+                    path=request.path,
+                ) from None
+            raise GesTransientError(
+                f"no reply from {request.base_url} ({type(err).__name__})",
+                method=request.method,
+                path=request.path,
+            ) from None
+        return Response(reply.status_code, reply.headers, reply.content)
+
+    async def _auth(self, need: NeedToken) -> Mapping[str, str]:
+        return {"X-Auth-Token": await self._token(need.stale)}
+
+    async def _sleep(self, effect: Sleep) -> None:
+        self._log_retry(effect)
+        await asyncio.sleep(effect.seconds)
+
+    async def _run(self, plan: Plan[T]) -> T:
+        return await drive_async(plan, self._send, self._auth, self._sleep)
+
+    async def _token(self, stale: str | None = None) -> str:
+        config = await self.get_config()
+
+        async def fetch() -> Token:
+            return await drive_async(self._token_plan(config), self._send, self._no_auth_async, self._sleep)
+
+        return await TOKEN_CACHE.aget_or_fetch(TokenKey.of(config), fetch, stale)
+
+    @staticmethod
+    async def _no_auth_async(need: NeedToken) -> Mapping[str, str]:
+        raise AssertionError("an unauthenticated call asked for a token")
+
+    async def get_token(self) -> str:
+        return await self._token()
+
+    async def iter_backups(
+        self, graph_id: str | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> AsyncIterator[Backup]:
+        """Every backup of the project (or of one graph), page by page, each id once."""
+        config = await self.get_config()
+        pager = BackupPager(page_size)
+        while pager.offset is not None:
+            page = await self._run(self._page_plan(config, graph_id, pager.offset, page_size))
+            for backup in pager.feed(page):
+                yield backup
+
+    async def list_backups(
+        self,
+        graph_id: str | None = None,
+        *,
+        graph_name: str | None = None,
+        status: BackupStatus | str | None = None,
+        backup_method: BackupMethod | str | None = None,
+        newer_than: datetime | str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> list[Backup]:
+        """The backups matching every given criterion, newest first (by start time)."""
+        selection = self._filter(graph_name, status, backup_method, newer_than)
+        return selection.select([b async for b in self.iter_backups(graph_id, page_size=page_size)])

@@ -1,0 +1,210 @@
+"""Pydantic v2 models of the GES wire format: liberal in what they accept, typed for the rest."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+class BackupStatus(str, Enum):
+    """The backup states GES documents. Unknown states are kept as plain strings."""
+
+    BACKING_UP = "backing_up"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class BackupMethod(str, Enum):
+    """How a backup was made. Unknown methods are kept as plain strings."""
+
+    AUTO = "auto"
+    MANUAL = "manual"
+    IMPORT = "import"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def ms_to_datetime(value: Any) -> datetime | None:
+    """Turn an API millisecond timestamp into an aware UTC datetime (None stays None)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"expected a timestamp in milliseconds, got {value!r}")
+    try:
+        return EPOCH + timedelta(milliseconds=value)
+    except OverflowError:
+        raise ValueError(f"timestamp {value!r} ms is out of range") from None
+
+
+def datetime_to_ms(value: datetime) -> int:
+    """The API's millisecond timestamp of an aware datetime."""
+    return (value - EPOCH) // _ONE_MS
+
+
+def to_utc(value: Any) -> datetime:
+    """An aware UTC datetime from a datetime or ISO-8601 string; naive values are taken as UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"expected an ISO-8601 date-time, got {value!r}") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a date-time, got {value!r}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+class Backup(BaseModel):
+    """One backup as ``GET .../graphs/backups`` returns it.
+
+    ``start_time``/``end_time`` come from the millisecond timestamps (the truth), falling back to
+    the zone-less UTC ``startTime``/``endTime`` strings. ``model_dump(mode="json", by_alias=True)``
+    gives back the API's own field names.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+    backup_method: BackupMethod | str | None = Field(default=None, alias="backupMethod")
+    graph_id: str | None = Field(default=None, alias="graphId")
+    graph_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("graph_name", "graphName"),
+        serialization_alias="graph_name",
+    )
+    graph_status: str | None = Field(default=None, alias="graphStatus")
+    graph_size_type_index: str | None = Field(default=None, alias="graphSizeTypeIndex")
+    data_store_version: str | None = Field(default=None, alias="dataStoreVersion")
+    arch: str | None = None
+    status: BackupStatus | str | None = None
+    start_time: datetime | None = Field(default=None, alias="startTimestamp")
+    start_time_text: str | None = Field(default=None, alias="startTime")
+    end_time: datetime | None = Field(default=None, alias="endTimestamp")
+    end_time_text: str | None = Field(default=None, alias="endTime")
+    size: int | None = None
+    duration: int | None = None
+    encrypted: bool | None = None
+
+    @field_validator("start_time", "end_time", mode="before")
+    @classmethod
+    def _from_ms(cls, value: Any) -> datetime | None:
+        return ms_to_datetime(value)
+
+    @field_validator("graph_status", "graph_size_type_index", mode="before")
+    @classmethod
+    def _code_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_serializer("start_time", "end_time")
+    def _to_ms(self, value: datetime | None) -> int | None:
+        return None if value is None else datetime_to_ms(value)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Fill missing timestamps from the zone-less UTC text fields."""
+        for attr, text in (("start_time", self.start_time_text), ("end_time", self.end_time_text)):
+            if getattr(self, attr) is None and text:
+                # a garbled text time is kept as text; the timestamp stays unknown
+                with contextlib.suppress(ValueError):
+                    object.__setattr__(self, attr, to_utc(text))
+
+    @property
+    def is_success(self) -> bool:
+        return self.status == BackupStatus.SUCCESS
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == BackupStatus.FAILED
+
+    def to_api(self) -> dict[str, Any]:
+        """The backup as the API spells it: the form that goes to XCom."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class BackupPage(BaseModel):
+    """One page of a backup listing (v1 camelCase or v2 snake_case keys)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    backup_count: int | None = Field(
+        default=None, validation_alias=AliasChoices("backupCount", "backup_count"), ge=0
+    )
+    backup_list: list[Backup] = Field(
+        default_factory=list, validation_alias=AliasChoices("backupList", "backup_list")
+    )
+
+    @field_validator("backup_list", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class Token(BaseModel):
+    """An IAM token and when it stops working. The value never shows in a repr."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: str = Field(repr=False, min_length=1)
+    expires_at: datetime
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _aware(cls, value: Any) -> datetime:
+        return to_utc(value)
+
+
+def sort_newest_first(backups: Iterable[Backup]) -> list[Backup]:
+    """Backups by start time, newest first; those without a start time last."""
+    return sorted(backups, key=lambda b: b.start_time or _EARLIEST, reverse=True)
+
+
+class BackupFilter(BaseModel):
+    """Which backups a caller wants. Unset criteria match everything.
+
+    ``newer_than`` keeps backups that started at or after it (a backup with no start time never
+    matches it).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    graph_id: str | None = None
+    graph_name: str | None = None
+    status: BackupStatus | str | None = None
+    backup_method: BackupMethod | str | None = None
+    newer_than: datetime | None = None
+
+    @field_validator("newer_than", mode="before")
+    @classmethod
+    def _utc(cls, value: Any) -> datetime | None:
+        return None if value is None or value == "" else to_utc(value)
+
+    def matches(self, backup: Backup) -> bool:
+        return (
+            (self.graph_id is None or backup.graph_id == self.graph_id)
+            and (self.graph_name is None or backup.graph_name == self.graph_name)
+            and (self.status is None or backup.status == self.status)
+            and (self.backup_method is None or backup.backup_method == self.backup_method)
+            and (
+                self.newer_than is None
+                or (backup.start_time is not None and backup.start_time >= self.newer_than)
+            )
+        )
+
+    def select(self, backups: Iterable[Backup]) -> list[Backup]:
+        """The matching backups, newest first."""
+        return sort_newest_first(b for b in backups if self.matches(b))

@@ -1,0 +1,63 @@
+"""Shared test set-up: an isolated AIRFLOW_HOME, connections from env vars, a clean token cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+# Before anything imports Airflow: keep its home, DB and logs out of the user's ~/airflow.
+_HOME = tempfile.mkdtemp(prefix="ges-tests-airflow-")
+os.environ.setdefault("AIRFLOW_HOME", _HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+
+ENDPOINT = "https://ges.cn-north-4.myhuaweicloud.com"
+IAM = "https://iam.cn-north-4.myhuaweicloud.com"
+PROJECT = "0123456789abcdef0123456789abcdef"
+PASSWORD = "s3cret-Passw0rd!"
+TOKEN = "MIIT-token-value-" + "x" * 64
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_cache() -> Iterator[None]:
+    from airflow_provider_ges.auth import TOKEN_CACHE
+
+    TOKEN_CACHE.clear()
+    yield
+    TOKEN_CACHE.clear()
+
+
+SetConn = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def set_conn(monkeypatch: pytest.MonkeyPatch) -> SetConn:
+    """Define a connection through ``AIRFLOW_CONN_<ID>`` (JSON), as Airflow reads it."""
+
+    def _set(conn_id: str = "ges_default", *, extra: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        conn: dict[str, Any] = {
+            "conn_type": "ges",
+            "host": ENDPOINT,
+            "login": "etl-user",
+            "password": PASSWORD,
+            "extra": {"project_id": PROJECT, "domain_name": "acme", "region": "cn-north-4"},
+        }
+        conn.update(fields)
+        if extra is not None:
+            conn["extra"] = {**conn["extra"], **extra}
+        conn = {k: v for k, v in conn.items() if v is not None}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+        return conn
+
+    return _set
+
+
+@pytest.fixture
+def ges_conn(set_conn: SetConn) -> dict[str, Any]:
+    """The default ``ges_default`` connection, fast retries."""
+    return set_conn(extra={"max_retries": 3})

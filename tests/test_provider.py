@@ -1,0 +1,42 @@
+"""Airflow finds the provider through its entry point and lists the ``ges`` connection type."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import airflow_provider_ges
+from airflow_provider_ges.hooks.ges import GesHook
+
+
+def test_entry_point_resolves_to_provider_info() -> None:
+    (ep,) = [e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_provider_ges")]
+    info = ep.load()()
+    assert info == airflow_provider_ges.get_provider_info()
+    assert info["package-name"] == "airflow-provider-ges"
+    assert info["connection-types"] == [
+        {"hook-class-name": "airflow_provider_ges.hooks.ges.GesHook", "connection-type": "ges"}
+    ]
+    assert GesHook.conn_type == "ges" and GesHook.default_conn_name == "ges_default"
+    assert GesHook.conn_name_attr == "ges_conn_id"
+
+
+def airflow_cli(*args: str) -> list[dict[str, str]]:
+    airflow = Path(sys.executable).with_name("airflow")
+    out = subprocess.run(
+        [str(airflow), *args, "--output", "json"], capture_output=True, text=True, check=True, env=os.environ.copy()
+    ).stdout
+    table = next(line for line in out.splitlines() if line.startswith("[{"))  # past any log lines
+    return list(json.loads(table))
+
+
+def test_airflow_cli_lists_provider_and_connection_type() -> None:
+    providers = airflow_cli("providers", "list")
+    assert any(p["package_name"] == "airflow-provider-ges" for p in providers)
+    hooks = airflow_cli("providers", "hooks")
+    ges = [h for h in hooks if h["connection_type"] == "ges"]
+    assert ges and ges[0]["class"] == "airflow_provider_ges.hooks.ges.GesHook"
