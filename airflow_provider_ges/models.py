@@ -5,11 +5,20 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
@@ -208,3 +217,67 @@ class BackupFilter(BaseModel):
     def select(self, backups: Iterable[Backup]) -> list[Backup]:
         """The matching backups, newest first."""
         return sort_newest_first(b for b in backups if self.matches(b))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a backup gate concluded: ``success`` (pass), ``failed`` (fail fast) or ``waiting``."""
+
+    state: Literal["success", "failed", "waiting"]
+    backup: Backup | None = None
+
+
+class BackupGate(BaseModel):
+    """The rule of ``GesBackupSensor`` and ``GesBackupTrigger``, in one place.
+
+    Candidates are the graph's backups (by id or by name) that started at or after
+    ``newer_than`` and match ``backup_method``. The gate passes on the newest successful
+    candidate; it fails when the newest candidate failed and none succeeded (if
+    ``fail_on_failure``); otherwise it waits (none yet, ``backing_up``, or an unknown status).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    graph_id: str | None = None
+    graph_name: str | None = None
+    newer_than: datetime | None = None
+    backup_method: BackupMethod | None = None
+    fail_on_failure: bool = True
+
+    @field_validator("newer_than", mode="before")
+    @classmethod
+    def _utc(cls, value: Any) -> datetime | None:
+        return None if value is None or value == "" else to_utc(value)
+
+    @model_validator(mode="after")
+    def _one_graph(self) -> BackupGate:
+        if (self.graph_id is None) == (self.graph_name is None):
+            raise ValueError("give exactly one of graph_id or graph_name")
+        return self
+
+    @property
+    def graph(self) -> str:
+        """How the graph is named in messages."""
+        return f"graph {self.graph_name!r}" if self.graph_name else f"graph id {self.graph_id!r}"
+
+    def judge(self, backups: Iterable[Backup]) -> Verdict:
+        selection = BackupFilter(
+            graph_id=self.graph_id,
+            graph_name=self.graph_name,
+            newer_than=self.newer_than,
+            backup_method=self.backup_method,
+        )
+        candidates = selection.select(backups)
+        succeeded = next((b for b in candidates if b.is_success), None)
+        if succeeded is not None:
+            return Verdict("success", succeeded)
+        if candidates and candidates[0].is_failed and self.fail_on_failure:
+            return Verdict("failed", candidates[0])
+        return Verdict("waiting", candidates[0] if candidates else None)
+
+    def failure_message(self, backup: Backup) -> str:
+        started = backup.start_time.isoformat() if backup.start_time else "at an unknown time"
+        return (
+            f"Backup {backup.name or backup.id!r} (id {backup.id}) of {self.graph}, started {started},"
+            " failed, and no later backup succeeded"
+        )

@@ -1,0 +1,164 @@
+"""``GesBackupSensor``: let a DAG through once a graph has a fresh, successful backup."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+try:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+except ImportError:  # Airflow 3.0
+    from airflow.exceptions import AirflowFailException, AirflowSensorTimeout  # type: ignore[no-redef]
+
+from airflow_provider_ges.exceptions import GesApiError
+from airflow_provider_ges.hooks.ges import GesHook
+from airflow_provider_ges.models import BackupGate, BackupMethod, to_utc
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable`` from the Airflow config (False when unset)."""
+    from airflow.sdk import conf
+
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+def check_time(name: str, value: datetime | str | None) -> None:
+    """Refuse a time that is neither a datetime, an ISO-8601 string nor a template, at once."""
+    if isinstance(value, str) and "{{" not in value and value.strip():
+        try:
+            to_utc(value)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+    elif value is not None and not isinstance(value, (str, datetime)):
+        raise ValueError(f"{name} must be a datetime or an ISO-8601 string, got {value!r}")
+
+
+class GesBackupSensor(BaseSensorOperator):
+    """Wait until a GES graph has a successful backup, newer than a given time.
+
+    Passes as soon as a candidate backup (of the graph, started at or after ``newer_than``, made
+    by ``backup_method``) has status ``success``; the newest such backup, with the API's field
+    names, is the task's return value (XCom). If the newest candidate ``failed`` and none
+    succeeded, fails at once without retries (``soft_fail`` skips instead). Otherwise waits.
+    Transient API errors are retried and then waited out, never a pass or a failure.
+
+    :param graph_id: the graph's id (give this or ``graph_name``). Templated.
+    :param graph_name: the graph's name. Templated.
+    :param newer_than: only backups started at or after this time count: a datetime, an
+        ISO-8601 string or a template such as ``"{{ data_interval_start }}"``; None for any time.
+    :param backup_method: ``"auto"``, ``"manual"`` or None for either.
+    :param fail_on_failure: fail fast on a failed backup (default True); else keep waiting.
+    :param ges_conn_id: the ``ges`` connection. Templated.
+    :param deferrable: wait in the triggerer, holding no worker slot (default:
+        ``[operators] default_deferrable``).
+    """
+
+    template_fields: Sequence[str] = ("graph_id", "graph_name", "newer_than", "ges_conn_id")
+    ui_color = "#c7e9f9"
+
+    def __init__(
+        self,
+        *,
+        graph_id: str | None = None,
+        graph_name: str | None = None,
+        newer_than: datetime | str | None = None,
+        backup_method: str | None = None,
+        fail_on_failure: bool = True,
+        ges_conn_id: str = GesHook.default_conn_name,
+        deferrable: bool | None = None,
+        poke_interval: float | timedelta = 60,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        if (graph_id is None) == (graph_name is None):
+            raise ValueError(f"{self.task_id}: give exactly one of graph_id or graph_name")
+        if backup_method is not None and backup_method not in {m.value for m in BackupMethod}:
+            raise ValueError(
+                f"backup_method must be 'auto', 'manual', 'import' or None, got {backup_method!r}"
+            )
+        check_time("newer_than", newer_than)
+        self.graph_id = graph_id
+        self.graph_name = graph_name
+        self.newer_than = newer_than
+        self.backup_method = backup_method
+        self.fail_on_failure = fail_on_failure
+        self.ges_conn_id = ges_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+
+    @cached_property
+    def hook(self) -> GesHook:
+        return GesHook(self.ges_conn_id)
+
+    @property
+    def gate(self) -> BackupGate:
+        """The rule, from the (rendered) arguments."""
+        return BackupGate.model_validate(
+            {
+                "graph_id": self.graph_id or None,
+                "graph_name": self.graph_name or None,
+                "newer_than": self.newer_than or None,
+                "backup_method": self.backup_method or None,
+                "fail_on_failure": self.fail_on_failure,
+            }
+        )
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        outcome = self.poke(context)
+        if outcome:
+            return outcome.xcom_value
+        from airflow_provider_ges.triggers.ges import GesBackupTrigger
+
+        self.defer(
+            trigger=GesBackupTrigger(
+                ges_conn_id=self.ges_conn_id,
+                gate=self.gate.model_dump(mode="json"),
+                poll_interval=self.poke_interval,
+                end_time=time.time() + self.timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        gate = self.gate
+        try:
+            verdict = gate.judge(self.hook.iter_backups(gate.graph_id))
+        except GesApiError as err:
+            if not err.transient:
+                raise
+            self.log.warning("GES still failing after retries; will look again: %s", err)
+            return PokeReturnValue(False)
+        if verdict.state == "failed" and verdict.backup is not None:
+            raise AirflowFailException(gate.failure_message(verdict.backup))
+        if verdict.state == "success" and verdict.backup is not None:
+            self.log.info("Backup %s of %s succeeded", verdict.backup.id, gate.graph)
+            return PokeReturnValue(True, verdict.backup.to_api())
+        latest = verdict.backup
+        self.log.info(
+            "No successful backup of %s yet (newest candidate: %s)",
+            gate.graph,
+            f"{latest.id} {latest.status}" if latest else "none",
+        )
+        return PokeReturnValue(False)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the trigger: return the backup, or raise on anything but success."""
+        status = event.get("status")
+        if status == "success":
+            self.log.info("Backup %s succeeded", event["backup"]["id"])
+            return event["backup"]
+        if status == "failed":
+            raise AirflowFailException(event["message"])
+        if status == "timeout":
+            raise AirflowSensorTimeout(event["message"])
+        raise RuntimeError(f"GES backup trigger ended with {status!r}: {event.get('message')}")
