@@ -141,8 +141,8 @@ class Backup(BaseModel):
         return self.status == BackupStatus.FAILED
 
     def to_api(self) -> dict[str, Any]:
-        """The backup as the API spells it: the form that goes to XCom."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The backup as the API spells it (fields it did not send left out): the form for XCom."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class BackupPage(BaseModel):
