@@ -6,15 +6,24 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-# Before anything imports Airflow: keep its home, DB and logs out of the user's ~/airflow.
-_HOME = tempfile.mkdtemp(prefix="ges-tests-airflow-")
-os.environ.setdefault("AIRFLOW_HOME", _HOME)
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+# Before anything imports Airflow (its config and DB engine are fixed at import): a private home,
+# a SQLite metadata DB and the example DAGs as the DAGs folder.
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ges-tests-airflow-"))
+EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
+    }
+)
 
 ENDPOINT = "https://ges.cn-north-4.myhuaweicloud.com"
 IAM = "https://iam.cn-north-4.myhuaweicloud.com"
@@ -39,7 +48,9 @@ SetConn = Callable[..., dict[str, Any]]
 def set_conn(monkeypatch: pytest.MonkeyPatch) -> SetConn:
     """Define a connection through ``AIRFLOW_CONN_<ID>`` (JSON), as Airflow reads it."""
 
-    def _set(conn_id: str = "ges_default", *, extra: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    def _set(
+        conn_id: str = "ges_default", *, extra: dict[str, Any] | None = None, **fields: Any
+    ) -> dict[str, Any]:
         conn: dict[str, Any] = {
             "conn_type": "ges",
             "host": ENDPOINT,

@@ -11,7 +11,9 @@ BACKUPS_URL = f"https://ges.cn-north-4.myhuaweicloud.com/v1.0/{PROJECT}/graphs/b
 TOKEN_URL = f"{IAM}/v3/auth/tokens"
 
 
-def backup(n: int, *, graph: str = "g1", status: str = "success", method: str = "manual", start_ms: int | None = None) -> dict[str, Any]:
+def backup(
+    n: int, *, graph: str = "g1", status: str = "success", method: str = "manual", start_ms: int | None = None
+) -> dict[str, Any]:
     start = 1_700_000_000_000 + n * 60_000 if start_ms is None else start_ms
     return {
         "id": f"b-{n:05d}",

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import requests
-import requests_mock
 
 from airflow_provider_ges.exceptions import GesApiError, GesAuthError, GesNotFoundError, GesTransientError
 from airflow_provider_ges.hooks.ges import GesHook
@@ -125,7 +124,11 @@ def test_token_reply_without_header_is_a_clear_error(ges_conn: Any, requests_moc
 
 def test_401_on_ges_call_refreshes_token_once(ges_conn: Any, requests_mock: Any) -> None:
     requests_mock.post(TOKEN_URL, [token_reply("stale-token-xyz"), token_reply("fresh-token-xyz")])
-    apigw = {"error_code": "APIGW.0301", "error_msg": "Incorrect IAM authentication information", "request_id": "r"}
+    apigw = {
+        "error_code": "APIGW.0301",
+        "error_msg": "Incorrect IAM authentication information",
+        "request_id": "r",
+    }
     requests_mock.get(
         BACKUPS_URL,
         [{"status_code": 401, "json": apigw}, {"json": {"backupCount": 1, "backupList": [backup(1)]}}],
@@ -137,7 +140,11 @@ def test_401_on_ges_call_refreshes_token_once(ges_conn: Any, requests_mock: Any)
 
 def test_second_401_is_raised(ges_conn: Any, requests_mock: Any) -> None:
     requests_mock.post(TOKEN_URL, **token_reply())
-    apigw = {"error_code": "APIGW.0301", "error_msg": "Incorrect IAM authentication information", "request_id": "r"}
+    apigw = {
+        "error_code": "APIGW.0301",
+        "error_msg": "Incorrect IAM authentication information",
+        "request_id": "r",
+    }
     requests_mock.get(BACKUPS_URL, status_code=401, json=apigw)
     with pytest.raises(GesAuthError) as err:
         fast_hook().list_backups()
@@ -307,7 +314,10 @@ def test_retry_after_is_honoured(ges_conn: Any, requests_mock: Any, monkeypatch:
     requests_mock.post(TOKEN_URL, **token_reply())
     requests_mock.get(
         BACKUPS_URL,
-        [{"status_code": 429, "headers": {"Retry-After": "7"}}, {"json": {"backupCount": 0, "backupList": []}}],
+        [
+            {"status_code": 429, "headers": {"Retry-After": "7"}},
+            {"json": {"backupCount": 0, "backupList": []}},
+        ],
     )
     GesHook().list_backups()
     assert slept == [7.0]
@@ -330,10 +340,34 @@ def test_backoff_grows_and_gives_up_after_max_retries(
 @pytest.mark.parametrize(
     ("status", "body", "kind", "code", "message"),
     [
-        (400, {"errorCode": "GES.0001", "errorMessage": "bad parameter"}, GesApiError, "GES.0001", "bad parameter"),
-        (400, {"errorCode": "GES.7000", "errorMessage": "graph gone"}, GesNotFoundError, "GES.7000", "graph gone"),
-        (404, {"error_code": "GES.0016", "error_msg": "not found"}, GesNotFoundError, "GES.0016", "not found"),
-        (403, {"errorCode": "GES.7041", "errorMessage": "no permission"}, GesAuthError, "GES.7041", "no permission"),
+        (
+            400,
+            {"errorCode": "GES.0001", "errorMessage": "bad parameter"},
+            GesApiError,
+            "GES.0001",
+            "bad parameter",
+        ),
+        (
+            400,
+            {"errorCode": "GES.7000", "errorMessage": "graph gone"},
+            GesNotFoundError,
+            "GES.7000",
+            "graph gone",
+        ),
+        (
+            404,
+            {"error_code": "GES.0016", "error_msg": "not found"},
+            GesNotFoundError,
+            "GES.0016",
+            "not found",
+        ),
+        (
+            403,
+            {"errorCode": "GES.7041", "errorMessage": "no permission"},
+            GesAuthError,
+            "GES.7041",
+            "no permission",
+        ),
         (403, {"error": {"code": "IAM.0002", "message": "forbidden"}}, GesAuthError, "IAM.0002", "forbidden"),
         (200, {"errorCode": "GES.0001", "errorMessage": "odd 200"}, GesApiError, "GES.0001", "odd 200"),
     ],
@@ -352,7 +386,9 @@ def test_error_bodies_are_surfaced(
     assert requests_mock.call_count == 2  # not retried
 
 
-def test_every_request_has_a_timeout(set_conn: Any, requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_request_has_a_timeout(
+    set_conn: Any, requests_mock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     set_conn(extra={"timeout": "12.5"})
     seen: list[Any] = []
     original = requests.Session.request
@@ -374,7 +410,8 @@ def test_secrets_stay_out_of_logs_and_reprs(
     caplog.set_level(logging.DEBUG)
     requests_mock.post(TOKEN_URL, **token_reply())
     requests_mock.get(
-        BACKUPS_URL, [{"status_code": 500, "text": "oops"}, {"json": {"backupCount": 1, "backupList": [backup(1)]}}]
+        BACKUPS_URL,
+        [{"status_code": 500, "text": "oops"}, {"json": {"backupCount": 1, "backupList": [backup(1)]}}],
     )
     hook = fast_hook()
     hook.list_backups()

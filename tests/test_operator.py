@@ -49,7 +49,9 @@ def test_templated_fields() -> None:
     }
 
 
-@pytest.mark.parametrize(("kwargs", "named"), [({"newer_than": "soon"}, "newer_than"), ({"page_size": 0}, "page_size")])
+@pytest.mark.parametrize(
+    ("kwargs", "named"), [({"newer_than": "soon"}, "newer_than"), ({"page_size": 0}, "page_size")]
+)
 def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError, match=named):
         GesListBackupsOperator(task_id="ls", **kwargs)

@@ -14,7 +14,9 @@ from airflow_provider_ges.hooks.ges import GesHook
 
 
 def test_entry_point_resolves_to_provider_info() -> None:
-    (ep,) = [e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_provider_ges")]
+    (ep,) = [
+        e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_provider_ges")
+    ]
     info = ep.load()()
     assert info == airflow_provider_ges.get_provider_info()
     assert info["package-name"] == "airflow-provider-ges"
@@ -28,7 +30,11 @@ def test_entry_point_resolves_to_provider_info() -> None:
 def airflow_cli(*args: str) -> list[dict[str, str]]:
     airflow = Path(sys.executable).with_name("airflow")
     out = subprocess.run(
-        [str(airflow), *args, "--output", "json"], capture_output=True, text=True, check=True, env=os.environ.copy()
+        [str(airflow), *args, "--output", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
     ).stdout
     table = next(line for line in out.splitlines() if line.startswith("[{"))  # past any log lines
     return list(json.loads(table))

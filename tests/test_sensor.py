@@ -6,7 +6,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
 
 from airflow_provider_ges.models import datetime_to_ms
 from airflow_provider_ges.sensors.ges import GesBackupSensor
@@ -156,7 +161,9 @@ def test_deferrable_checks_once_then_defers_with_its_timeout(serve: Any) -> None
     classpath, kwargs = deferred.value.trigger.serialize()
     assert classpath == "airflow_provider_ges.triggers.ges.GesBackupTrigger"
     assert kwargs["ges_conn_id"] == "ges_default" and kwargs["poll_interval"] == 7
-    assert kwargs["gate"]["graph_name"] == "g1" and kwargs["gate"]["newer_than"] == NOW.isoformat().replace("+00:00", "Z")
+    assert kwargs["gate"]["graph_name"] == "g1" and kwargs["gate"]["newer_than"] == NOW.isoformat().replace(
+        "+00:00", "Z"
+    )
     assert TOKEN not in repr(kwargs) and PASSWORD not in repr(kwargs)
     again = GesBackupTrigger(**kwargs)
     assert again.serialize() == (classpath, kwargs)

@@ -1,0 +1,104 @@
+"""``python -m airflow_provider_ges.emulator``: serve a local GES + IAM until SIGINT/SIGTERM.
+
+Prints the Airflow connection to use as an ``AIRFLOW_CONN_GES_DEFAULT='...'`` line (comment lines start
+with ``#``), so ``eval "$(... | grep ^AIRFLOW_CONN)"``-style use works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from . import defaults as d
+from .faults import Hostile, parse_faults
+from .server import GesEmulator
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_ges.emulator",
+        description="Local Huawei Cloud GES + IAM emulator (fake credentials, loopback by default).",
+    )
+    add = parser.add_argument
+    add("--host", default=d.DEFAULT_HOST, help="address to listen on (default %(default)s)")
+    add("--port", type=int, default=8080, help="port; 0 picks a free one (default %(default)s)")
+    add("--graphs", type=int, default=d.DEFAULT_GRAPHS, help="graphs to generate (default %(default)s)")
+    add("--backups", type=int, default=d.DEFAULT_BACKUPS, help="backups to generate (default %(default)s)")
+    add("--seed", type=int, default=d.DEFAULT_SEED, help="seed for data and random faults")
+    add("--data", metavar="FILE", help="JSON list-backups response or list of backups to serve instead")
+    add("--faults", metavar="SPEC", default="", help='e.g. "429:every=5:retry_after=1,drop:every=13"')
+    add("--token-ttl", type=float, default=d.DEFAULT_TOKEN_TTL, help="token lifetime, seconds")
+    add("--backup-duration", type=float, default=d.DEFAULT_BACKUP_DURATION, help="seconds a new backup runs")
+    add("--backup-outcome", choices=("success", "failed"), default="success", help="how new backups end")
+    add("--user", default=d.DEFAULT_USER)
+    add("--password", default=d.DEFAULT_PASSWORD)
+    add("--domain", default=d.DEFAULT_DOMAIN, help="account (IAM domain) name")
+    add("--project-id", default=d.DEFAULT_PROJECT_ID)
+    add("--region", default=d.DEFAULT_REGION)
+    add("--ak", default=d.DEFAULT_AK)
+    add("--sk", default=d.DEFAULT_SK)
+    add("--conn-id", default="ges_default", help="Airflow connection id to print (default %(default)s)")
+    add("--ignore-offset", action="store_true", help="hostile: always serve the first page")
+    add("--inflate-count", type=int, default=0, metavar="N", help="hostile: report backupCount N too high")
+    add("--grow-count", action="store_true", help="hostile: backupCount grows by one on every list call")
+    add("--oversize-pages", type=int, default=0, metavar="N", help="hostile: up to N items more than limit")
+    add("--verbose", action="store_true", help="log every request to stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        faults = parse_faults(args.faults, args.seed)
+    except ValueError as exc:
+        parser.error(f"--faults: {exc}")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
+    emulator = GesEmulator(
+        graphs=args.graphs,
+        backups=args.backups,
+        seed=args.seed,
+        data=args.data,
+        faults=faults,
+        hostile=Hostile(args.ignore_offset, args.inflate_count, args.grow_count, args.oversize_pages),
+        token_ttl=args.token_ttl,
+        backup_duration=args.backup_duration,
+        backup_outcome=args.backup_outcome,
+        user=args.user,
+        password=args.password,
+        domain=args.domain,
+        project_id=args.project_id,
+        region=args.region,
+        ak=args.ak,
+        sk=args.sk,
+        host=args.host,
+        port=args.port,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with emulator:
+        env = f"AIRFLOW_CONN_{args.conn_id.upper()}"
+        print(
+            f"# GES emulator on {emulator.url} (port {emulator.port}): project {emulator.project_id}, "
+            f"{len(emulator.graphs())} graphs, {len(emulator.backups())} backups. Stop with Ctrl-C."
+        )
+        print(f"{env}={shlex.quote(json.dumps(emulator.connection()))}")
+        print(f"# AK/SK instead: {env}={shlex.quote(json.dumps(emulator.connection('aksk')))}", flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
