@@ -101,10 +101,11 @@ def test_failed_backup_waited_out_when_asked(serve: Any) -> None:
     assert not sensor(fail_on_failure=False).poke({}).is_done
 
 
-def test_soft_fail_skips_instead_of_failing(serve: Any) -> None:
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_soft_fail_skips_instead_of_failing(serve: Any, deferrable: bool) -> None:
     serve(backup(1, status="failed", start_ms=at(1)))
     with pytest.raises(AirflowSkipException):
-        sensor(soft_fail=True, mode="poke").execute({})
+        sensor(soft_fail=True, mode="poke", deferrable=deferrable).execute({})
 
 
 def test_transient_errors_mean_wait_not_fail(ges_conn: Any, requests_mock: Any) -> None:

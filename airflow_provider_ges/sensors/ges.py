@@ -11,9 +11,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 try:
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 except ImportError:  # Airflow 3.0
-    from airflow.exceptions import AirflowFailException, AirflowSensorTimeout  # type: ignore[no-redef]
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
 
 from airflow_provider_ges.exceptions import GesApiError
 from airflow_provider_ges.hooks.ges import GesHook
@@ -113,7 +117,12 @@ class GesBackupSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        outcome = self.poke(context)
+        try:
+            outcome = self.poke(context)
+        except AirflowFailException as err:
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping (soft_fail): {err}") from err
+            raise
         if outcome:
             return outcome.xcom_value
         from airflow_provider_ges.triggers.ges import GesBackupTrigger
