@@ -137,14 +137,14 @@ def test_failed_backup_fails_the_gate_fast(night: tuple[GesEmulator, datetime], 
 def test_soft_fail_skips_the_gate_and_the_etl(night: tuple[GesEmulator, datetime]) -> None:
     emu, logical_date = night
     emu.add_backup("movies", status="failed", start=logical_date + timedelta(minutes=30))
-    dag_run, states, _ = run(gate_dag("deferrable", soft_fail=True), logical_date=logical_date)
+    _dag_run, states, _ = run(gate_dag("deferrable", soft_fail=True), logical_date=logical_date)
     assert states == {"wait_for_backup": "skipped", "run_etl": "skipped"}
 
 
 @pytest.mark.ges_emulator(graphs=0, backups=0)
 def test_timeout_when_no_backup_comes(night: tuple[GesEmulator, datetime]) -> None:
     _, logical_date = night
-    dag_run, states, _ = run(gate_dag("deferrable", timeout=2), logical_date=logical_date)
+    _dag_run, states, _ = run(gate_dag("deferrable", timeout=2), logical_date=logical_date)
     assert states["wait_for_backup"] == "failed"
 
 
@@ -168,7 +168,7 @@ def test_list_dag_reports_failed_backups_of_the_last_day(
         per_graph[b["graph_name"]] = per_graph.get(b["graph_name"], 0) + 1
     assert sum(per_graph.values()) >= 3 and per_graph[graphs[0]] >= 2
 
-    dag_run, states, xcoms = run(load_dag("example_ges_list_backups"), logical_date=since)
+    _dag_run, states, xcoms = run(load_dag("example_ges_list_backups"), logical_date=since)
 
     assert states == {"list_failed_backups": "success", "report": "success"}
     assert [b["id"] for b in xcoms["list_failed_backups"]] == [b["id"] for b in expected]
