@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_ges.form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "get_provider_info"]
@@ -16,6 +18,13 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Huawei Cloud GES",
         "description": "Huawei Cloud Graph Engine Service (GES): backup hooks, sensors and operators.",
         "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Huawei Cloud GES",
+                "external-doc-url": "https://support.huaweicloud.com/intl/en-us/ges/",
+                "tags": ["service"],
+            }
+        ],
         "hooks": [
             {
                 "integration-name": "Huawei Cloud GES",
@@ -23,6 +32,30 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "connection-types": [
-            {"hook-class-name": "airflow_provider_ges.hooks.ges.GesHook", "connection-type": "ges"}
+            {
+                "hook-class-name": "airflow_provider_ges.hooks.ges.GesHook",
+                "hook-name": "Huawei Cloud GES",
+                "connection-type": "ges",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Huawei Cloud GES",
+                "python-modules": ["airflow_provider_ges.triggers.ges"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Huawei Cloud GES",
+                "python-modules": ["airflow_provider_ges.sensors.ges"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Huawei Cloud GES",
+                "python-modules": ["airflow_provider_ges.operators.ges"],
+            }
         ],
     }

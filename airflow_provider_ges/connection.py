@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -53,6 +53,14 @@ class ConnectionExtras(BaseModel):
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0, le=50)
     security_token: str | None = None
     allow_http: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unprefixed(cls, data: Any) -> Any:
+        """Accept the ``extra__ges__<field>`` keys older forms saved."""
+        if isinstance(data, dict):
+            return {str(k).removeprefix("extra__ges__"): v for k, v in data.items()}
+        return data
 
     @field_validator("*", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from pydantic import ValidationError
 
@@ -58,7 +59,18 @@ class Request:
 
     @property
     def url(self) -> str:
-        return self.base_url + self.path
+        """The URL exactly as sent (and, with AK/SK, as signed), query included."""
+        query = urlencode(self.params)
+        return f"{self.base_url}{self.path}?{query}" if query else self.base_url + self.path
+
+    @property
+    def body(self) -> bytes:
+        return b"" if self.json_body is None else json.dumps(self.json_body).encode()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The content headers the body needs (auth headers come separately)."""
+        return {"Content-Type": "application/json"} if self.json_body is not None else {}
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_ges.auth import TOKEN_CACHE, TokenKey, mask_secret
 from airflow_provider_ges.connection import GesConnectionConfig
-from airflow_provider_ges.exceptions import GesApiError, GesTransientError
+from airflow_provider_ges.exceptions import GesApiError, GesAuthError, GesTransientError
+from airflow_provider_ges.form import field_behaviour, form_widgets
 from airflow_provider_ges.models import Backup, BackupFilter, BackupMethod, BackupPage, BackupStatus, Token
+from airflow_provider_ges.signer import sign_request
 from airflow_provider_ges.wire import (
     BackupPager,
     NeedToken,
@@ -45,6 +47,36 @@ T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 100
 
 
+def sign(config: GesConnectionConfig, need: NeedToken) -> dict[str, str]:
+    """AK/SK auth: the request's headers, signed (SDK-HMAC-SHA256). No token call is made."""
+    request = need.request
+    return sign_request(
+        request.method,
+        request.url,
+        ak=config.login,
+        sk=config.password,
+        body=request.body,
+        headers=request.headers,
+        project_id=config.project_id,
+        security_token=config.security_token,
+    )
+
+
+def explain(err: Exception, config: GesConnectionConfig | None) -> str:
+    """A failed connection test, said so that a user knows what to fix."""
+    if isinstance(err, GesAuthError):
+        if err.status_code == 403:
+            hint = "check extra 'project_id' and the user's GES permissions"
+        elif config is not None and config.auth_type == "aksk":
+            hint = "check the Access Key (login), the Secret Key (password) and the machine's clock"
+        else:
+            hint = "check login, password, extra 'domain_name' and extra 'project_id'"
+        return f"Authentication failed: {err} ({hint})"
+    if isinstance(err, GesTransientError) and err.status_code is None:
+        return f"Cannot reach GES or IAM: {err} (check host, extra 'iam_endpoint' and 'proxies')"
+    return str(err)
+
+
 class _GesHookBase(BaseHook):
     """What the sync and async hooks share: connection attributes, settings and call plans."""
 
@@ -62,6 +94,15 @@ class _GesHookBase(BaseHook):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ges_conn_id={self.ges_conn_id!r})"
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The GES fields of the connection form (Airflow 3.0/3.1; 3.2+ reads provider info)."""
+        return form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return field_behaviour()
 
     def _configure(self, conn: Any) -> GesConnectionConfig:
         config = GesConnectionConfig.from_connection(conn)
@@ -141,9 +182,8 @@ class GesHook(_GesHookBase):
             reply = self.session.request(
                 request.method,
                 request.url,
-                params=request.params,
-                json=request.json_body,
-                headers=dict(effect.headers),
+                data=request.body or None,
+                headers={**request.headers, **effect.headers},
                 timeout=self.config.timeout,
             )
         except requests.exceptions.SSLError:
@@ -165,6 +205,8 @@ class GesHook(_GesHookBase):
         return Response(reply.status_code, reply.headers, reply.content)
 
     def _auth(self, need: NeedToken) -> Mapping[str, str]:
+        if self.config.auth_type == "aksk":
+            return sign(self.config, need)
         return {"X-Auth-Token": self._token(need.stale)}
 
     def _run(self, plan: Plan[T]) -> T:
@@ -212,11 +254,14 @@ class GesHook(_GesHookBase):
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call (a token, then a one-item listing). Never raises."""
+        config: GesConnectionConfig | None = None
         try:
-            page = self._run(self._page_plan(self.config, None, 0, 1))
+            config = self.config
+            page = self._run(self._page_plan(config, None, 0, 1))
         except Exception as err:  # the UI's Test button must get an answer, never a traceback
-            return False, str(err)
-        return True, f"Connected to GES: project {self.config.project_id} has {page.backup_count} backups"
+            return False, explain(err, config)
+        how = "AK/SK" if config.auth_type == "aksk" else f"IAM user {config.login!r}"
+        return True, f"Connected to {config.endpoint} as {how}: project has {page.backup_count} backups"
 
 
 class GesAsyncHook(_GesHookBase):
@@ -278,9 +323,8 @@ class GesAsyncHook(_GesHookBase):
             reply = await client.request(
                 request.method,
                 request.url,
-                params=dict(request.params),
-                json=request.json_body,
-                headers=dict(effect.headers),
+                content=request.body or None,
+                headers={**request.headers, **effect.headers},
             )
         except httpx.TransportError as err:
             if isinstance(err.__context__, ssl.SSLError) or isinstance(err.__cause__, ssl.SSLError):
@@ -297,6 +341,9 @@ class GesAsyncHook(_GesHookBase):
         return Response(reply.status_code, reply.headers, reply.content)
 
     async def _auth(self, need: NeedToken) -> Mapping[str, str]:
+        config = await self.get_config()
+        if config.auth_type == "aksk":
+            return sign(config, need)
         return {"X-Auth-Token": await self._token(need.stale)}
 
     async def _sleep(self, effect: Sleep) -> None:

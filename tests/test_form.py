@@ -1,0 +1,53 @@
+"""The connection form: one declaration, the same fields in Airflow 3.2+ and in 3.0/3.1."""
+
+from __future__ import annotations
+
+import airflow_provider_ges
+from airflow_provider_ges.hooks.ges import GesHook
+
+ISSUE_FIELDS = {"project_id", "domain_name", "region", "iam_endpoint", "auth_type", "verify", "timeout"}
+
+
+def declared() -> dict:
+    (conn_type,) = airflow_provider_ges.get_provider_info()["connection-types"]
+    assert conn_type["connection-type"] == "ges" and conn_type["hook-name"] == "Huawei Cloud GES"
+    return conn_type
+
+
+def test_provider_info_and_hook_widgets_agree_field_by_field() -> None:
+    fields = declared()["conn-fields"]
+    widgets = GesHook.get_connection_form_widgets()
+    assert set(fields) >= ISSUE_FIELDS
+    assert set(widgets) == set(fields)
+    for name, spec in fields.items():
+        field = widgets[name]
+        assert field.args[0] == spec["label"], name
+        assert field.kwargs["description"] == spec["description"], name
+        assert field.kwargs["default"] == spec["schema"].get("default"), name
+        assert spec["description"] and len(spec["description"]) < 100, name  # one line each
+    assert widgets["security_token"].field_class.__name__ == "PasswordField"
+    assert fields["security_token"]["schema"]["format"] == "password"
+
+
+def test_provider_info_and_hook_behaviour_agree() -> None:
+    behaviour = declared()["ui-field-behaviour"]
+    from_hook = GesHook.get_ui_field_behaviour()
+    assert from_hook["hidden_fields"] == behaviour["hidden-fields"]
+    assert from_hook["relabeling"] == behaviour["relabeling"]
+    assert from_hook["placeholders"] == behaviour["placeholders"]
+    assert "schema" in behaviour["hidden-fields"]
+    assert "Access Key (AK)" in behaviour["relabeling"]["login"]
+    assert "Secret Key (SK)" in behaviour["relabeling"]["password"]
+    assert behaviour["placeholders"]["host"].startswith("https://ges.")
+
+
+def test_airflow_reads_the_form_from_provider_info() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    widgets = manager.connection_form_widgets
+    assert widgets["extra__ges__project_id"].field["schema"]["title"] == "Project ID"
+    assert widgets["extra__ges__security_token"].is_sensitive
+    behaviour = manager.field_behaviours["ges"]
+    assert behaviour["hidden_fields"] == ["schema", "port"]
+    assert behaviour["relabeling"]["login"] == "IAM user name, or Access Key (AK)"
