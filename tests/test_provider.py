@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -20,9 +21,17 @@ def test_entry_point_resolves_to_provider_info() -> None:
     info = ep.load()()
     assert info == airflow_provider_ges.get_provider_info()
     assert info["package-name"] == "airflow-provider-ges"
-    assert info["connection-types"] == [
-        {"hook-class-name": "airflow_provider_ges.hooks.ges.GesHook", "connection-type": "ges"}
-    ]
+    (conn_type,) = info["connection-types"]
+    assert conn_type["hook-class-name"] == "airflow_provider_ges.hooks.ges.GesHook"
+    assert conn_type["connection-type"] == "ges"
+    modules = {
+        m
+        for kind in ("hooks", "sensors", "operators", "triggers")
+        for e in info[kind]
+        for m in e["python-modules"]
+    }
+    for module in modules:
+        importlib.import_module(module)  # every declared module exists
     assert GesHook.conn_type == "ges" and GesHook.default_conn_name == "ges_default"
     assert GesHook.conn_name_attr == "ges_conn_id"
 
