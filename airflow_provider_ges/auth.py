@@ -26,6 +26,16 @@ def mask_secret(value: str) -> None:
     mask(value)
 
 
+async def amask_secret(value: str) -> None:
+    """``mask_secret`` for the event loop: tells the supervisor without blocking (Airflow >= 3.1)."""
+    try:
+        from airflow.sdk.log import amask_secret as amask
+    except ImportError:
+        mask_secret(value)
+    else:
+        await amask(value)
+
+
 @dataclass(frozen=True)
 class TokenKey:
     """Who a token is for: one token serves every caller with the same key."""
@@ -65,7 +75,6 @@ class TokenCache:
         return entry.token.value
 
     def put(self, key: TokenKey, token: Token) -> str:
-        mask_secret(token.value)
         now = datetime.now(timezone.utc)
         margin = min(REFRESH_MARGIN, max(token.expires_at - now, timedelta(0)) / 10)
         with self._lock:

@@ -434,3 +434,11 @@ def test_test_connection_reports_success_and_failure(ges_conn: Any, requests_moc
     requests_mock.post(TOKEN_URL, status_code=401, json={"error": {"code": 401, "message": "wrong password"}})
     ok, message = fast_hook().test_connection()
     assert not ok and "wrong password" in message and PASSWORD not in message
+
+
+def test_token_and_password_registered_with_the_secrets_masker(ges_conn: Any, requests_mock: Any) -> None:
+    from airflow.sdk._shared.secrets_masker import redact
+
+    requests_mock.post(TOKEN_URL, **token_reply())
+    fast_hook().get_token()
+    assert redact(f"token={TOKEN} password={PASSWORD}") == "token=*** password=***"

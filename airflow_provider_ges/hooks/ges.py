@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_ges.auth import TOKEN_CACHE, TokenKey, mask_secret
+from airflow_provider_ges.auth import TOKEN_CACHE, TokenKey, amask_secret, mask_secret
 from airflow_provider_ges.connection import GesConnectionConfig
 from airflow_provider_ges.exceptions import GesApiError, GesAuthError, GesTransientError
 from airflow_provider_ges.form import field_behaviour, form_widgets
@@ -104,12 +104,6 @@ class _GesHookBase(BaseHook):
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return field_behaviour()
 
-    def _configure(self, conn: Any) -> GesConnectionConfig:
-        config = GesConnectionConfig.from_connection(conn)
-        for secret in config.secrets:
-            mask_secret(secret)
-        return config
-
     def _policy(self, config: GesConnectionConfig) -> RetryPolicy:
         return RetryPolicy(max_retries=config.max_retries, base_delay=self.retry_base_delay)
 
@@ -155,7 +149,10 @@ class GesHook(_GesHookBase):
 
     @cached_property
     def config(self) -> GesConnectionConfig:
-        return self._configure(self.get_connection(self.ges_conn_id))
+        config = GesConnectionConfig.from_connection(self.get_connection(self.ges_conn_id))
+        for secret in config.secrets:
+            mask_secret(secret)
+        return config
 
     def get_conn(self) -> requests.Session:
         return self.session
@@ -220,8 +217,9 @@ class GesHook(_GesHookBase):
         config = self.config
 
         def fetch() -> Token:
-            plan = self._token_plan(config)
-            return drive_sync(plan, self._send, self._no_auth, self._sleep)
+            token = drive_sync(self._token_plan(config), self._send, self._no_auth, self._sleep)
+            mask_secret(token.value)
+            return token
 
         return TOKEN_CACHE.get_or_fetch(TokenKey.of(config), fetch, stale)
 
@@ -281,7 +279,10 @@ class GesAsyncHook(_GesHookBase):
                 from asgiref.sync import sync_to_async
 
                 conn = await sync_to_async(BaseHook.get_connection)(self.ges_conn_id)
-            self._config = self._configure(conn)
+            config = GesConnectionConfig.from_connection(conn)
+            for secret in config.secrets:
+                await amask_secret(secret)
+            self._config = config
         return self._config
 
     async def _get_client(self) -> httpx.AsyncClient:
@@ -357,7 +358,9 @@ class GesAsyncHook(_GesHookBase):
         config = await self.get_config()
 
         async def fetch() -> Token:
-            return await drive_async(self._token_plan(config), self._send, self._no_auth_async, self._sleep)
+            token = await drive_async(self._token_plan(config), self._send, self._no_auth_async, self._sleep)
+            await amask_secret(token.value)
+            return token
 
         return await TOKEN_CACHE.aget_or_fetch(TokenKey.of(config), fetch, stale)
 

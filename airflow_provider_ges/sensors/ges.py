@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 
 def default_deferrable() -> bool:
     """``[operators] default_deferrable`` from the Airflow config (False when unset)."""
-    from airflow.sdk import conf
-
+    try:
+        from airflow.sdk import conf
+    except ImportError:  # Airflow 3.0
+        from airflow.configuration import conf  # type: ignore[assignment]
     return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
