@@ -4,10 +4,13 @@ coroutines, refreshed shortly before expiry."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from airflow_provider_ges.connection import GesConnectionConfig
@@ -36,18 +39,28 @@ async def amask_secret(value: str) -> None:
         await amask(value)
 
 
+#: Keys the password digests in token cache keys; new each process, so a digest is no password hash.
+_DIGEST_KEY = os.urandom(32)
+
+
 @dataclass(frozen=True)
 class TokenKey:
-    """Who a token is for: one token serves every caller with the same key."""
+    """Who a token is for: one token serves every caller with the same key.
+
+    The password's keyed digest is part of the key: a changed (or wrong) password never reuses a
+    token that the right one obtained.
+    """
 
     iam_endpoint: str
     domain_name: str
     user: str
     project_id: str
+    password_digest: str = field(repr=False)
 
     @classmethod
     def of(cls, config: GesConnectionConfig) -> TokenKey:
-        return cls(config.iam_endpoint, config.domain_name or "", config.login, config.project_id)
+        digest = hmac.new(_DIGEST_KEY, config.password.encode(), hashlib.sha256).hexdigest()
+        return cls(config.iam_endpoint, config.domain_name or "", config.login, config.project_id, digest)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ class GesApiError(Exception):
     def _describe(self) -> str:
         call = f"{self.method} {self.path}: " if self.method and self.path else ""
         status = f"HTTP {self.status_code} " if self.status_code is not None else ""
-        code = f"{self.error_code}: " if self.error_code else ""
+        repeats_status = self.error_code == str(self.status_code)  # IAM's {"error": {"code": 401}}
+        code = f"{self.error_code}: " if self.error_code and not repeats_status else ""
         return f"{call}{status}{code}{self.error_message or self.reason}"
 
 

@@ -58,7 +58,10 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "port"],
+    # The port stays visible: Airflow 3.3's Test button sends port 0 for a connection without one
+    # and gets a 400 (apache/airflow#73298); setting it (443) works around that. The hook ignores the
+    # port when the host carries a scheme.
+    "hidden-fields": ["schema"],
     "relabeling": {
         "host": "GES endpoint",
         "login": "IAM user name, or Access Key (AK)",
@@ -66,6 +69,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     },
     "placeholders": {
         "host": "https://ges.cn-north-4.myhuaweicloud.com",
+        "port": "443",
         "login": "etl-user",
         "project_id": "0123456789abcdef0123456789abcdef",
         "domain_name": "my-account",

@@ -49,5 +49,5 @@ def test_airflow_reads_the_form_from_provider_info() -> None:
     assert widgets["extra__ges__project_id"].field["schema"]["title"] == "Project ID"
     assert widgets["extra__ges__security_token"].is_sensitive
     behaviour = manager.field_behaviours["ges"]
-    assert behaviour["hidden_fields"] == ["schema", "port"]
+    assert behaviour["hidden_fields"] == ["schema"]
     assert behaviour["relabeling"]["login"] == "IAM user name, or Access Key (AK)"

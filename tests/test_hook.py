@@ -442,3 +442,14 @@ def test_token_and_password_registered_with_the_secrets_masker(ges_conn: Any, re
     requests_mock.post(TOKEN_URL, **token_reply())
     fast_hook().get_token()
     assert redact(f"token={TOKEN} password={PASSWORD}") == "token=*** password=***"
+
+
+def test_a_changed_password_never_reuses_the_cached_token(set_conn: Any, requests_mock: Any) -> None:
+    set_conn(extra={"max_retries": 0})
+    requests_mock.post(TOKEN_URL, **token_reply())
+    assert fast_hook().get_token() == TOKEN
+    set_conn(password="a-wrong-password", extra={"max_retries": 0})
+    requests_mock.post(TOKEN_URL, status_code=401, json={"error": {"code": 401, "message": "wrong password"}})
+    with pytest.raises(GesAuthError) as err:
+        fast_hook().get_token()
+    assert str(err.value) == "POST /v3/auth/tokens: HTTP 401 wrong password"
