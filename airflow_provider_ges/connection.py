@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -22,6 +23,8 @@ GLOBAL_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 5
 
+#: Extras whose values may hold credentials: never echoed in an error.
+SECRET_EXTRAS = frozenset({"security_token", "proxies"})
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -131,7 +134,11 @@ class GesConnectionConfig:
         except ValidationError as err:
             first = err.errors()[0]
             name = ".".join(str(part) for part in first["loc"])
-            raise fail(f"extra {name!r}", f"is invalid ({first['msg']}), got {first['input']!r}") from None
+            secret = bool(first["loc"]) and first["loc"][0] in SECRET_EXTRAS
+            shown = "(value hidden)" if secret else repr(first["input"])
+            raise fail(f"extra {name!r}", f"is invalid ({first['msg']}), got {shown}") from None
+        if isinstance(extras.verify, str) and not Path(extras.verify).is_file():
+            raise fail("extra 'verify'", f"must be true, false or a CA bundle file, got {extras.verify!r}")
 
         if not extras.project_id:
             raise fail("extra 'project_id'", "is required (the Huawei Cloud project ID)")

@@ -75,7 +75,10 @@ def to_utc(value: Any) -> datetime:
         raise ValueError(f"expected a date-time, got {value!r}")
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before datetime.min in UTC
+        raise ValueError(f"date-time {value.isoformat()!r} is out of range in UTC") from None
 
 
 class Backup(BaseModel):

@@ -8,6 +8,7 @@ Nothing here does I/O. A call is a *plan*: a generator that yields effects (``Se
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -35,6 +36,7 @@ TRANSIENT_GES_CODES = frozenset({"GES.7002", "GES.7005", "GES.7006"})
 NOT_FOUND_GES_CODES = frozenset({"GES.0016", "GES.7000", "GES.7024", "GES.8301"})
 _SAFE_PATH_PARAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 _MAX_PAGES_SLACK = 5
+_MAX_UNCOUNTED = 100_000
 
 
 def check_path_param(name: str, value: str) -> str:
@@ -154,9 +156,11 @@ def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # "nan", "inf", "1e999": garbled, not a wait
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -172,12 +176,10 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
         return None, None
     if isinstance(body.get("error"), dict):  # IAM
         err = body["error"]
-        code = err.get("code")
-        return (None if code is None else str(code)), _text(err.get("message"))
+        return _text(err.get("code"), 100), _text(err.get("message"))
     for code_key, msg_key in (("errorCode", "errorMessage"), ("error_code", "error_msg")):
         if body.get(code_key) or body.get(msg_key):
-            code = body.get(code_key)
-            return (None if code is None else str(code)), _text(body.get(msg_key))
+            return _text(body.get(code_key), 100), _text(body.get(msg_key))
     return None, None
 
 
@@ -304,50 +306,109 @@ def call(
 
 
 class BackupPager:
-    """Offset/limit paging that ends, and yields each backup id once.
+    """Offset/limit paging that ends, skips nothing that stays listed, and yields each id once.
 
-    Ends on an empty page, on a short page when the total is unknown or reached, or when the
-    total (``backupCount``) is reached. The offset moves by the items received (a server may
-    return fewer than asked). A server that ignores ``offset`` (the first page again) or a listing
-    that keeps growing past twice its first size is an error, never a hang or a silent cut.
+    Pages overlap: the first request is ``offset=0, limit=page_size``; each later one starts at the
+    last backup of the page before (the *anchor*) and asks for one more (``limit=page_size + 1``),
+    so a listing that does not change costs exactly ``ceil(N / page_size)`` requests. Send
+    ``offset`` and ``limit`` as the pager gives them.
+
+    A page is trusted only when it holds a backup already returned: as backups keep their relative
+    order, everything listed before that one was returned already, and the page goes on from it
+    without a gap whatever was inserted or removed meanwhile (insertions only bring duplicates,
+    which are dropped). A page with none means backups before the offset were removed and the rest
+    moved left, past the offset: it is dropped and the pager steps back (by the drop in
+    ``backupCount``, at least one, then twice as far each time) until a trusted page, or offset 0.
+    After such a shift the pages start a little before the anchor (a guard, shrinking again while
+    nothing moves), so steady churn costs a few items per page rather than a request per page.
+
+    The listing ends when ``backupCount`` is reached, on an empty first page, on a page shorter
+    than ``page_size`` when there is no ``backupCount``, or on a page with nothing past its anchor.
+    A server that ignores ``offset`` (the first page again, twice) or a listing that keeps growing
+    past twice its first size is a ``GesApiError``: bounded work, never a hang or a silent cut.
     """
 
     def __init__(self, page_size: int) -> None:
-        if not isinstance(page_size, int) or page_size < 1:
+        if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
             raise ValueError(f"page_size must be a positive integer, got {page_size!r}")
         self.page_size = page_size
+        #: where the next request starts (None: the listing has ended) and how many it asks for
         self.offset: int | None = 0
+        self.limit = page_size
         self.pages = 0
+        self.step_backs = 0
         self._seen: set[str] = set()
         self._first_ids: list[str] = []
+        self._anchor: str | None = None
+        self._total: int | None = None
         self._max_pages = 0
+        self._misses = 0
+        self._guard = 0  # how far before the anchor the next page starts
+        self._max_guard = (page_size - 1) // 2
+        self._suspect = False
 
     def feed(self, page: BackupPage) -> list[Backup]:
-        """Take one page; return its backups not seen before and move the offset (None: done)."""
-        assert self.offset is not None, "the listing has ended"
+        """Take the page for (``offset``, ``limit``); return its backups not returned before and
+        set the next ``offset``/``limit`` (``offset`` None: done)."""
+        offset = self.offset
+        assert offset is not None, "the listing has ended"
         items, total = page.backup_list, page.backup_count
         ids = [b.id for b in items]
         self.pages += 1
         if self.pages == 1:
-            self._first_ids = ids
-            self._max_pages = -(-2 * max(total or 0, len(items)) // self.page_size) + _MAX_PAGES_SLACK
-        elif ids and ids == self._first_ids:
+            # twice the first size (pages overlap by one); without a backupCount, a cap no real
+            # project comes near
+            most = _MAX_UNCOUNTED if total is None else 2 * max(total, len(items))
+            self._max_pages = -(-most // max(1, self.page_size - 1)) + _MAX_PAGES_SLACK
+        if offset > 0 and not any(i in self._seen for i in ids):
+            # Moved left past the offset (or the anchor went): drop the page, look further back.
+            drop = max(1, (self._total or 0) - (total or 0))
+            self.offset = max(0, offset - (drop << self._misses))
+            self._misses += 1
+            self.step_backs += 1
+            self._guard = min(self._max_guard, max(1, 2 * self._guard))
+            self._check_bound(total)
+            return []
+        guard = self._guard if self._misses == 0 else 0  # what this request allowed for
+        if self._misses == 0 and self._anchor in ids and ids.index(self._anchor) >= guard > 0:
+            self._guard -= 1  # nothing moved left this time: overlap less
+        self._misses = 0
+        self._total = total
+        # The first page again at a later offset, twice running: the server ignores 'offset'
+        # (a single time may be as many new backups at the head as the offset).
+        suspect = offset > 0 and bool(self._first_ids) and ids[: len(self._first_ids)] == self._first_ids
+        if suspect and self._suspect:
             raise GesApiError(
-                f"the server returned the first page again for offset {self.offset}: it ignores"
-                " 'offset', so the listing cannot be completed"
+                f"the server returned the first page again for offset {offset}: it ignores"
+                " 'offset' (or new backups come first as fast as they are read), so the listing"
+                " cannot be completed"
             )
-        fresh = [b for b in items if b.id not in self._seen]
-        self._seen.update(b.id for b in fresh)
-        self.offset += len(items)
-        reached = total is not None and self.offset >= total
-        if not items or reached or (len(items) < self.page_size and total is None):
+        self._suspect = suspect
+        if self.pages == 1:
+            self._first_ids = ids
+        fresh: list[Backup] = []
+        for backup in items:
+            if backup.id not in self._seen:
+                self._seen.add(backup.id)
+                fresh.append(backup)
+        reached = total is not None and offset + len(items) >= total
+        short = total is None and len(items) < self.page_size
+        nothing_past_anchor = offset > 0 and len(items) <= guard + 1
+        if not items or (not suspect and (reached or short)) or nothing_past_anchor:
             self.offset = None
-        elif self.pages >= self._max_pages:
+            return fresh
+        self._anchor = ids[-1]
+        self.offset = max(0, offset + len(items) - 1 - self._guard)
+        self.limit = self.page_size + 1
+        self._check_bound(total)
+        return fresh
+
+    def _check_bound(self, total: int | None) -> None:
+        if self.pages >= self._max_pages:
             raise GesApiError(
                 f"the backup listing did not end after {self.pages} pages of {self.page_size}"
                 f" (backupCount now {total}): the server keeps reporting more"
             )
-        return fresh
 
 
 # --- drivers ----------------------------------------------------------------------------------

@@ -50,9 +50,11 @@ def test_extras_from_the_ui_as_strings(set_conn: Any) -> None:
     assert cfg.iam_endpoint == "https://iam.cn-north-4.myhuaweicloud.com"
 
 
-def test_ca_bundle_path_is_kept(set_conn: Any) -> None:
-    set_conn(extra={"verify": "/etc/ssl/corp-ca.pem"})
-    assert config().verify == "/etc/ssl/corp-ca.pem"
+def test_ca_bundle_path_is_kept(set_conn: Any, tmp_path: Any) -> None:
+    bundle = tmp_path / "corp-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    set_conn(extra={"verify": str(bundle)})
+    assert config().verify == str(bundle)
 
 
 @pytest.mark.parametrize(

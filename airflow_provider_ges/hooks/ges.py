@@ -182,6 +182,7 @@ class GesHook(_GesHookBase):
                 data=request.body or None,
                 headers={**request.headers, **effect.headers},
                 timeout=self.config.timeout,
+                allow_redirects=False,  # credentials go to the configured endpoints only
             )
         except requests.exceptions.SSLError:
             raise GesApiError(
@@ -233,7 +234,7 @@ class GesHook(_GesHookBase):
         """Every backup of the project (or of one graph), page by page, each id once."""
         pager = BackupPager(page_size)
         while pager.offset is not None:
-            page = self._run(self._page_plan(self.config, graph_id, pager.offset, page_size))
+            page = self._run(self._page_plan(self.config, graph_id, pager.offset, pager.limit))
             yield from pager.feed(page)
 
     def list_backups(
@@ -378,7 +379,7 @@ class GesAsyncHook(_GesHookBase):
         config = await self.get_config()
         pager = BackupPager(page_size)
         while pager.offset is not None:
-            page = await self._run(self._page_plan(config, graph_id, pager.offset, page_size))
+            page = await self._run(self._page_plan(config, graph_id, pager.offset, pager.limit))
             for backup in pager.feed(page):
                 yield backup
 

@@ -1,0 +1,239 @@
+"""The backup gate under faults: it neither passes early nor fails on a blip.
+
+Poke mode (``execute`` looping over ``poke``), the trigger on a real event loop, and one full
+``dag.test()`` run in deferrable mode, each against an emulator injecting transient faults. The
+gate may only pass on ``success`` of tonight's backup, fail on its ``failed``, or time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+
+from airflow_provider_ges.emulator import GesEmulator
+from airflow_provider_ges.hooks.ges import GesAsyncHook, GesHook
+from airflow_provider_ges.sensors.ges import GesBackupSensor
+from airflow_provider_ges.triggers.ges import GesBackupTrigger
+from tests.test_e2e import gate_dag, run
+from tests.test_reliability_faults import restore_secrets_masker  # noqa: F401  (autouse)
+
+START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+#: transient faults of every kind (no stall: the waits are the sensor's own); about 40% of calls
+FAULTS = (
+    "429:every=6:retry_after=0.02,500:every=7,502:every=11,503:every=5,ges7006:every=13,"
+    "drop:every=9,html:every=8"
+)
+
+
+@pytest.fixture
+def emu(ges_emulator: GesEmulator, monkeypatch: pytest.MonkeyPatch) -> GesEmulator:
+    """Graph 'movies' with an old success (too old to count) among 300 other backups, and
+    ``ges_default`` with fast retries."""
+    conn = ges_emulator.connection()
+    conn["extra"].update(max_retries=4, timeout=2)
+    monkeypatch.setenv("AIRFLOW_CONN_GES_DEFAULT", json.dumps(conn))
+    ges_emulator.add_graph("movies")
+    ges_emulator.add_backup("movies", status="success", start=START - timedelta(hours=3))
+    return ges_emulator
+
+
+def tonight(emu: GesEmulator) -> dict[str, Any]:
+    return emu.add_backup("movies", status="backing_up", start=START + timedelta(minutes=20))
+
+
+def flip_after_lists(emu: GesEmulator, backup_id: str, status: str, lists: int) -> threading.Thread:
+    """Set a backup's status once the emulator has served ``lists`` list calls (faulted or not)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while emu.counters["list_backups"] < lists and time.monotonic() < deadline:
+            time.sleep(0.01)
+        emu.set_backup_status(backup_id, status)
+        flipped.append(time.monotonic())
+
+    flipped: list[float] = []
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.flipped = flipped  # type: ignore[attr-defined]
+    thread.start()
+    return thread
+
+
+def sensor(**kwargs: Any) -> GesBackupSensor:
+    s = GesBackupSensor(
+        task_id="wait",
+        graph_name="movies",
+        newer_than=START,
+        deferrable=False,
+        mode="poke",
+        poke_interval=kwargs.pop("poke_interval", 0.05),
+        timeout=kwargs.pop("timeout", 30),
+        **kwargs,
+    )
+    s.hook = GesHook(retry_base_delay=0.005)  # the sensor's hook, with short back-offs
+    return s
+
+
+# --- poke mode ------------------------------------------------------------------------------------
+
+POKE = pytest.mark.ges_emulator(graphs=3, backups=300, seed=9, faults=FAULTS)
+
+
+@POKE
+def test_poke_mode_waits_through_faults_then_passes_on_success(
+    emu: GesEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = tonight(emu)
+    flip = flip_after_lists(emu, new["id"], "success", lists=40)
+    result = sensor().execute({})
+    passed_at = time.monotonic()
+    flip.join()
+    assert result["id"] == new["id"] and result["status"] == "success"
+    assert flip.flipped and flip.flipped[0] <= passed_at  # not before the backup succeeded
+    c = emu.counters
+    assert c["faults_injected"] >= 10 and c["list_backups"] >= 40
+    assert "retrying in" in capsys.readouterr().out
+
+
+@POKE
+def test_poke_mode_fails_only_on_the_real_failure(emu: GesEmulator) -> None:
+    new = tonight(emu)
+    flip = flip_after_lists(emu, new["id"], "failed", lists=30)
+    with pytest.raises(AirflowFailException) as err:
+        sensor().execute({})
+    flip.join()
+    assert new["id"] in str(err.value) and "movies" in str(err.value)
+    assert emu.counters["faults_injected"] >= 5
+
+
+@POKE
+def test_poke_mode_times_out_rather_than_failing_on_faults(emu: GesEmulator) -> None:
+    tonight(emu)
+    started = time.monotonic()
+    with pytest.raises(AirflowSensorTimeout):
+        sensor(timeout=1.5).execute({})
+    assert 1.5 <= time.monotonic() - started < 10
+    assert emu.counters["faults_injected"] >= 3
+
+
+@pytest.mark.ges_emulator(graphs=1, backups=50, seed=9)
+def test_poke_after_retries_run_out_is_a_wait_not_a_failure(
+    emu: GesEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every call failing for a while (more than max_retries): pokes say 'not yet', then pass."""
+    new = tonight(emu)
+    emu.set_backup_status(new["id"], "success")
+    emu.set_faults("503:every=1:count=12,drop:every=1:count=3")
+    s = sensor()
+    outcomes = [bool(s.poke({})) for _ in range(4)]
+    assert outcomes == [False, False, False, True]  # 5 + 5 + 5 failed calls, then through
+    assert s.poke({}).xcom_value["id"] == new["id"]
+    assert capsys.readouterr().out.count("GES still failing after retries; will look again") == 3
+
+
+# --- the trigger ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_trigger_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "airflow_provider_ges.triggers.ges.GesAsyncHook",
+        functools.partial(GesAsyncHook, retry_base_delay=0.005),
+    )
+
+
+def trigger_events(timeout: float = 30.0) -> list[dict[str, Any]]:
+    trig = GesBackupTrigger(
+        ges_conn_id="ges_default",
+        gate={"graph_name": "movies", "newer_than": START.isoformat()},
+        poll_interval=0.05,
+        end_time=time.time() + timeout,
+    )
+
+    async def collect() -> list[dict[str, Any]]:
+        return [event.payload async for event in trig.run()]
+
+    return asyncio.run(asyncio.wait_for(collect(), 60))
+
+
+@POKE
+@pytest.mark.usefixtures("fast_trigger_hook")
+def test_trigger_waits_through_faults_then_one_success_event(emu: GesEmulator) -> None:
+    new = tonight(emu)
+    flip = flip_after_lists(emu, new["id"], "success", lists=40)
+    (event,) = trigger_events()
+    flip.join()
+    assert event["status"] == "success" and event["backup"]["id"] == new["id"]
+    assert emu.counters["faults_injected"] >= 10
+
+
+@POKE
+@pytest.mark.usefixtures("fast_trigger_hook")
+def test_trigger_fails_only_on_the_real_failure(emu: GesEmulator) -> None:
+    new = tonight(emu)
+    flip_after_lists(emu, new["id"], "failed", lists=30)
+    (event,) = trigger_events()
+    assert event["status"] == "failed" and event["backup"]["id"] == new["id"]
+
+
+@pytest.mark.ges_emulator(graphs=1, backups=50, seed=9, faults="503:every=1")
+@pytest.mark.usefixtures("fast_trigger_hook")
+def test_trigger_under_endless_faults_times_out_never_errors(emu: GesEmulator) -> None:
+    new = tonight(emu)
+    emu.set_backup_status(new["id"], "success")  # there, but never readable
+    started = time.monotonic()
+    (event,) = trigger_events(timeout=1.0)
+    assert event["status"] == "timeout"
+    assert time.monotonic() - started < 10
+    assert emu.counters["list_backups"] >= 5  # it kept trying
+
+
+@pytest.mark.ges_emulator(graphs=1, backups=50, seed=9)
+@pytest.mark.usefixtures("fast_trigger_hook")
+def test_trigger_after_retries_run_out_keeps_polling(emu: GesEmulator) -> None:
+    new = tonight(emu)
+    emu.set_backup_status(new["id"], "success")
+    emu.set_faults("503:every=1:count=12,html:every=1:count=3")
+    (event,) = trigger_events()
+    assert event["status"] == "success" and event["backup"]["id"] == new["id"]
+    assert emu.counters["list_backups"] == 15 + 1
+
+
+# --- a real deferrable run under faults -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    from airflow.utils.db import initdb
+
+    initdb()
+
+
+@pytest.fixture
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The DAG's own hooks use the default back-off (0.5 s doubling): shorten the jitter only."""
+    monkeypatch.setattr("airflow_provider_ges.wire.random.uniform", lambda low, high: min(high, 0.01))
+    yield
+
+
+@pytest.mark.ges_emulator(graphs=2, backups=250, seed=9, faults=FAULTS)
+@pytest.mark.usefixtures("quick_backoff")
+def test_deferrable_dag_run_under_faults_passes_on_tonights_backup(
+    emu: GesEmulator, airflow_db: None
+) -> None:
+    new = tonight(emu)
+    flip = flip_after_lists(emu, new["id"], "success", lists=20)
+    logical_date = START
+    _dag_run, states, xcoms = run(gate_dag("deferrable", poke_interval=0.2), logical_date=logical_date)
+    flip.join()
+    assert states == {"wait_for_backup": "success", "run_etl": "success"}
+    assert xcoms["wait_for_backup"]["id"] == new["id"] and xcoms["run_etl"] == new["id"]
+    assert emu.counters["faults_injected"] >= 5
