@@ -1,0 +1,155 @@
+"""Benchmark 1: list 10,000 backups with ``GesHook.list_backups()`` and with the official SDK.
+
+Both page through ``GET /v1.0/{project}/graphs/backups`` with the same page size against one emulator
+running in its own process (so the server's work never competes with the client for the GIL; both
+clients face the same server). Ours uses password/token auth (and AK/SK when the connection's
+``extra.auth_type="aksk"`` works); the SDK signs every call with AK/SK, the only auth it speaks.
+Each run starts cold: a new hook (new session, empty token cache) and a new SDK client. Runs
+alternate between the clients; the median is reported.
+
+    python benchmarks/bench_listing.py [--quick] [--runs N] [--backups N] [--page-size N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import EmulatorProcess, Row, emit, isolate_airflow, median
+
+isolate_airflow()
+
+Lister = Callable[[], int]  # lists every backup once; returns how many it got
+
+
+def ours(conn_id: str, page_size: int) -> Lister:
+    from airflow_provider_ges.auth import TOKEN_CACHE
+    from airflow_provider_ges.hooks.ges import GesHook
+
+    def run() -> int:
+        TOKEN_CACHE.clear()  # cold: the run pays for its token
+        return len(GesHook(conn_id).list_backups(page_size=page_size))
+
+    return run
+
+
+def sdk(conn: dict[str, Any], page_size: int) -> Lister:
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkcore.http.http_config import HttpConfig
+    from huaweicloudsdkges.v1 import GesClient, ListBackupsRequest
+
+    def run() -> int:
+        client = (
+            GesClient.new_builder()
+            .with_http_config(HttpConfig.get_default_config())
+            .with_credentials(BasicCredentials(conn["login"], conn["password"], conn["extra"]["project_id"]))
+            .with_endpoints([conn["host"]])
+            .build()
+        )
+        backups: list[Any] = []
+        while True:  # the loop a PythonOperator would write: offset/limit until backupCount
+            reply = client.list_backups(ListBackupsRequest(offset=len(backups), limit=page_size))
+            backups += reply.backup_list or []
+            if not reply.backup_list or len(backups) >= reply.backup_count:
+                return len(backups)
+
+    return run
+
+
+def measure(emu: EmulatorProcess, lister: Lister, expected: int) -> tuple[float, dict[str, int]]:
+    emu.ask("reset")
+    start = time.perf_counter()
+    got = lister()
+    elapsed = time.perf_counter() - start
+    if got != expected:
+        raise AssertionError(f"listed {got} backups, expected {expected}")
+    return elapsed, emu.ask("counters")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 runs instead of 7")
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--backups", type=int, default=10_000)
+    parser.add_argument("--page-size", type=int, default=100)
+    args = parser.parse_args()
+    runs = args.runs or (3 if args.quick else 7)
+    n, size = args.backups, args.page_size
+    with EmulatorProcess("--graphs", "5", "--backups", str(n)) as emu:
+        os.environ.update(emu.conn_env("password", "ges_bench_token"))
+        os.environ.update(emu.conn_env("aksk", "ges_bench_aksk"))
+        try:
+            clients: dict[str, Lister] = {
+                "ours (token)": ours("ges_bench_token", size),
+                "ours (AK/SK)": ours("ges_bench_aksk", size),
+                "SDK (AK/SK)": sdk(emu.info["connections"]["aksk"], size),
+            }
+        except ImportError as err:  # the SDK is a benchmark-only dependency (the [dev] extra)
+            emit([Row("1 listing", f"cannot run: {err}", "-", ok=False)])
+            return
+        times: dict[str, list[float]] = {name: [] for name in clients}
+        counters: dict[str, dict[str, int]] = {}
+        errors: dict[str, str] = {}
+        for run in range(runs + 1):  # run 0 warms up (imports, pydantic schemas, first connections)
+            for name, lister in clients.items():
+                if name in errors:
+                    continue
+                try:
+                    elapsed, counters[name] = measure(emu, lister, n)
+                except Exception as err:  # e.g. AK/SK not supported by the hook yet: report, go on
+                    errors[name] = f"{type(err).__name__}: {str(err)[:150]}"
+                    continue
+                if run:
+                    times[name].append(elapsed)
+    notes = [f"{name} failed: {why}" for name, why in errors.items()]
+    if "SDK (AK/SK)" in errors:
+        emit([Row("1 listing", "the SDK's listing failed", "-", ok=False)], notes)
+        return
+    pages = math.ceil(n / size)
+    sdk_ms = median(times["SDK (AK/SK)"]) / n * 1000 * 1000
+    notes.append(f"SDK runs: {', '.join(f'{t:.2f}' for t in times['SDK (AK/SK)'])} s for {n:,} backups")
+    rows: list[Row] = []
+    for name in ("ours (token)", "ours (AK/SK)"):
+        if name in errors:
+            rows.append(Row("1 listing", f"{name}: ms per 1,000 backups", "failed", ok=False))
+            continue
+        ours_ms = median(times[name]) / n * 1000 * 1000
+        ratio = ours_ms / sdk_ms
+        spread = ", ".join(f"{t:.2f}" for t in times[name])
+        rows.append(
+            Row(
+                "1 listing",
+                f"{name} vs SDK: ms per 1,000 backups (median of {runs}; runs {spread} s)",
+                f"{ours_ms:.1f}",
+                f"{sdk_ms:.1f}",
+                f"{ratio:.2f}",
+                "<= 0.5",
+                ratio <= 0.5,
+            )
+        )
+        c = counters[name]
+        tokens, lists = c["create_token"], c["list_backups"]
+        want_tokens = 1 if "token" in name else 0
+        rows.append(
+            Row(
+                "1 listing",
+                f"{name}: requests (list + token) for {n:,} backups, page {size}",
+                f"{lists} + {tokens}",
+                f"{counters['SDK (AK/SK)']['list_backups']} + {counters['SDK (AK/SK)']['create_token']}",
+                "",
+                f"{pages} + {want_tokens}",
+                (lists, tokens) == (pages, want_tokens),
+            )
+        )
+    emit(rows, notes)
+
+
+if __name__ == "__main__":
+    main()
