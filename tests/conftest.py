@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,26 @@ def _fresh_token_cache() -> Iterator[None]:
     TOKEN_CACHE.clear()
     yield
     TOKEN_CACHE.clear()
+
+
+@pytest.fixture(autouse=True)
+def restore_secrets_masker() -> Iterator[None]:
+    """Take the secrets a test registered back out of Airflow's secrets masker afterwards.
+
+    The masker recompiles one regex of every secret it holds on each new one: with the emulator's
+    2 KB tokens that is about 10 ms per token already held, so tokens piling up over a test run
+    make every later token slower to register (and timing-sensitive tests flaky)."""
+    try:
+        from airflow.sdk._shared.secrets_masker import _secrets_masker
+    except ImportError:  # another Airflow layout: nothing to restore
+        yield
+        return
+    masker = _secrets_masker()
+    before = set(masker.patterns)
+    yield
+    if masker.patterns != before:
+        masker.patterns = before
+        masker.replacer = re.compile("|".join(before)) if before else None
 
 
 SetConn = Callable[..., dict[str, Any]]

@@ -12,7 +12,6 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,27 +29,6 @@ FAULTS = (
 )
 KINDS = ("429", "500", "502", "503", "ges7006", "drop", "stall", "html")
 RETRY_LINE = re.compile(r"GES call failed, retrying in \d+\.\d+s: (.*)")
-
-
-@pytest.fixture(autouse=True)
-def restore_secrets_masker() -> Iterator[None]:
-    """Take the secrets a test registered back out of Airflow's secrets masker afterwards.
-
-    The masker recompiles one regex of every secret it holds on each new one: with the emulator's
-    2 KB tokens that is about 10 ms per token already held, so tokens piling up over a test run
-    make every later token slower to register (and timing-sensitive tests flaky). Used by every
-    ``test_reliability_*`` module."""
-    try:
-        from airflow.sdk._shared.secrets_masker import _secrets_masker
-    except ImportError:  # another Airflow layout: nothing to restore
-        yield
-        return
-    masker = _secrets_masker()
-    before = set(masker.patterns)
-    yield
-    if masker.patterns != before:
-        masker.patterns = before
-        masker.replacer = re.compile("|".join(before)) if before else None
 
 
 def use(emu: GesEmulator, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:

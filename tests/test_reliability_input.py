@@ -32,7 +32,6 @@ from airflow_provider_ges.wire import (
     raise_for_error,
 )
 from tests.conftest import PASSWORD, PROJECT
-from tests.test_reliability_faults import restore_secrets_masker  # noqa: F401  (autouse)
 
 UNSAFE = [
     "../x",

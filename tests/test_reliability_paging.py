@@ -22,7 +22,6 @@ from airflow_provider_ges.hooks.ges import GesHook
 from airflow_provider_ges.models import BackupPage
 from airflow_provider_ges.wire import BackupPager
 from tests.helpers import BACKUPS_URL, TOKEN_URL, backup, token_reply
-from tests.test_reliability_faults import restore_secrets_masker  # noqa: F401  (autouse)
 
 # --- an in-process listing and a driver that sends what the pager asks for --------------------
 

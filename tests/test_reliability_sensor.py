@@ -24,7 +24,6 @@ from airflow_provider_ges.hooks.ges import GesAsyncHook, GesHook
 from airflow_provider_ges.sensors.ges import GesBackupSensor
 from airflow_provider_ges.triggers.ges import GesBackupTrigger
 from tests.test_e2e import gate_dag, run
-from tests.test_reliability_faults import restore_secrets_masker  # noqa: F401  (autouse)
 
 START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
 #: transient faults of every kind (no stall: the waits are the sensor's own); about 40% of calls
