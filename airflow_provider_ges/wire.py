@@ -197,6 +197,8 @@ def _json(content: bytes) -> Any:
 def raise_for_error(request: Request, response: Response) -> None:
     """Map an error reply to the right ``GesApiError``; a 2xx without an error code passes."""
     status = response.status_code
+    if 200 <= status < 300 and b'"error' not in response.content:
+        return  # no error field can be in there: skip a second parse of a whole page
     body = _json(response.content) if response.content else None
     code, message = _error_fields(body)
     if 200 <= status < 300 and not code:
