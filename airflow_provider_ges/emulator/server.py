@@ -45,6 +45,7 @@ _MAX_HEADERS = 100
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 1024  # a thousand triggers connecting at once, as a gateway would accept
 
     def __init__(self, address: tuple[str, int], api: GesApi) -> None:
         self.api = api

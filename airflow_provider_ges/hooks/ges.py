@@ -276,7 +276,9 @@ def shared_ssl_context(verify: bool | str) -> ssl.SSLContext:
     """
     if isinstance(verify, str):
         return ssl.create_default_context(cafile=verify)
-    context = ssl.create_default_context()
+    import certifi  # the bundle requests uses: tasks and triggers trust the same CAs
+
+    context = ssl.create_default_context(cafile=certifi.where())
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
