@@ -81,6 +81,17 @@ def to_utc(value: Any) -> datetime:
         raise ValueError(f"date-time {value.isoformat()!r} is out of range in UTC") from None
 
 
+def check_time(name: str, value: datetime | str | None) -> None:
+    """Refuse a time that is neither a datetime, an ISO-8601 string nor a template, at once."""
+    if isinstance(value, str) and "{{" not in value and value.strip():
+        try:
+            to_utc(value)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+    elif value is not None and not isinstance(value, (str, datetime)):
+        raise ValueError(f"{name} must be a datetime or an ISO-8601 string, got {value!r}")
+
+
 class Backup(BaseModel):
     """One backup as ``GET .../graphs/backups`` returns it.
 

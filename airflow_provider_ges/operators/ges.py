@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ges.hooks.ges import DEFAULT_PAGE_SIZE, GesHook
-from airflow_provider_ges.sensors.ges import check_time
+from airflow_provider_ges.models import check_time
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -21,7 +21,7 @@ except ImportError:  # Airflow 3.0
 
 from airflow_provider_ges.exceptions import GesApiError
 from airflow_provider_ges.hooks.ges import GesHook
-from airflow_provider_ges.models import BackupGate, BackupMethod, to_utc
+from airflow_provider_ges.models import BackupGate, BackupMethod, check_time
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -34,17 +34,6 @@ def default_deferrable() -> bool:
     except ImportError:  # Airflow 3.0
         from airflow.configuration import conf  # type: ignore[assignment]
     return conf.getboolean("operators", "default_deferrable", fallback=False)
-
-
-def check_time(name: str, value: datetime | str | None) -> None:
-    """Refuse a time that is neither a datetime, an ISO-8601 string nor a template, at once."""
-    if isinstance(value, str) and "{{" not in value and value.strip():
-        try:
-            to_utc(value)
-        except ValueError as err:
-            raise ValueError(f"{name}: {err}") from None
-    elif value is not None and not isinstance(value, (str, datetime)):
-        raise ValueError(f"{name} must be a datetime or an ISO-8601 string, got {value!r}")
 
 
 class GesBackupSensor(BaseSensorOperator):
