@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,64 +19,18 @@ from pydantic import (
     model_validator,
 )
 
+from airflow_provider_ges.values import BackupMethod as BackupMethod
+from airflow_provider_ges.values import BackupStatus as BackupStatus
+from airflow_provider_ges.values import to_utc as to_utc
+
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
 _ONE_MS = timedelta(milliseconds=1)
 
 
-class BackupStatus(str, Enum):
-    """The backup states GES documents. Unknown states are kept as plain strings."""
-
-    BACKING_UP = "backing_up"
-    SUCCESS = "success"
-    FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class BackupMethod(str, Enum):
-    """How a backup was made. Unknown methods are kept as plain strings."""
-
-    AUTO = "auto"
-    MANUAL = "manual"
-    IMPORT = "import"
-
-    def __str__(self) -> str:
-        return self.value
-
-
 def datetime_to_ms(value: datetime) -> int:
     """The API's millisecond timestamp of an aware datetime."""
     return (value - EPOCH) // _ONE_MS
-
-
-def to_utc(value: Any) -> datetime:
-    """An aware UTC datetime from a datetime or ISO-8601 string; naive values are taken as UTC."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"expected an ISO-8601 date-time, got {value!r}") from None
-    if not isinstance(value, datetime):
-        raise ValueError(f"expected a date-time, got {value!r}")
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    try:
-        return value.astimezone(timezone.utc)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before datetime.min in UTC
-        raise ValueError(f"date-time {value.isoformat()!r} is out of range in UTC") from None
-
-
-def check_time(name: str, value: datetime | str | None) -> None:
-    """Refuse a time that is neither a datetime, an ISO-8601 string nor a template, at once."""
-    if isinstance(value, str) and "{{" not in value and value.strip():
-        try:
-            to_utc(value)
-        except ValueError as err:
-            raise ValueError(f"{name}: {err}") from None
-    elif value is not None and not isinstance(value, (str, datetime)):
-        raise ValueError(f"{name} must be a datetime or an ISO-8601 string, got {value!r}")
 
 
 # GES sends some codes as numbers ("graphStatus": 200), some as text: keep them as text

@@ -23,6 +23,7 @@ from airflow_provider_ges.exceptions import GesApiError, GesAuthError, GesTransi
 from airflow_provider_ges.form import field_behaviour, form_widgets
 from airflow_provider_ges.models import Backup, BackupFilter, BackupMethod, BackupPage, BackupStatus, Token
 from airflow_provider_ges.signer import sign_request
+from airflow_provider_ges.values import DEFAULT_CONN_ID, DEFAULT_PAGE_SIZE
 from airflow_provider_ges.wire import (
     BackupPager,
     NeedToken,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     import requests
 
 T = TypeVar("T")
-DEFAULT_PAGE_SIZE = 100
 
 
 def sign(config: GesConnectionConfig, need: NeedToken) -> dict[str, str]:
@@ -82,7 +82,7 @@ class _GesHookBase(BaseHook):
     """What the sync and async hooks share: connection attributes, settings and call plans."""
 
     conn_name_attr = "ges_conn_id"
-    default_conn_name = "ges_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "ges"
     hook_name = "Huawei Cloud GES"
 

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_ges.hooks.ges import DEFAULT_PAGE_SIZE, GesHook
-from airflow_provider_ges.models import check_time
+from airflow_provider_ges.values import DEFAULT_CONN_ID, DEFAULT_PAGE_SIZE, check_time
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -50,7 +49,7 @@ class GesListBackupsOperator(BaseOperator):
         status: str | None = None,
         backup_method: str | None = None,
         newer_than: datetime | str | None = None,
-        ges_conn_id: str = GesHook.default_conn_name,
+        ges_conn_id: str = DEFAULT_CONN_ID,
         page_size: int = DEFAULT_PAGE_SIZE,
         **kwargs: Any,
     ) -> None:
@@ -67,6 +66,8 @@ class GesListBackupsOperator(BaseOperator):
         self.page_size = page_size
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow_provider_ges.hooks.ges import GesHook  # at run time: DAG parsing stays cheap
+
         backups = GesHook(self.ges_conn_id).list_backups(
             self.graph_id or None,
             graph_name=self.graph_name or None,

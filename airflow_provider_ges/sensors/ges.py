@@ -20,11 +20,13 @@ except ImportError:  # Airflow 3.0
     )
 
 from airflow_provider_ges.exceptions import GesApiError
-from airflow_provider_ges.hooks.ges import GesHook
-from airflow_provider_ges.models import BackupGate, BackupMethod, check_time
+from airflow_provider_ges.values import DEFAULT_CONN_ID, BackupMethod, check_time
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_ges.hooks.ges import GesHook
+    from airflow_provider_ges.models import BackupGate
 
 
 def default_deferrable() -> bool:
@@ -67,7 +69,7 @@ class GesBackupSensor(BaseSensorOperator):
         newer_than: datetime | str | None = None,
         backup_method: str | None = None,
         fail_on_failure: bool = True,
-        ges_conn_id: str = GesHook.default_conn_name,
+        ges_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool | None = None,
         poke_interval: float | timedelta = 60,
         **kwargs: Any,
@@ -90,11 +92,15 @@ class GesBackupSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> GesHook:
+        from airflow_provider_ges.hooks.ges import GesHook  # at run time: DAG parsing stays cheap
+
         return GesHook(self.ges_conn_id)
 
     @property
     def gate(self) -> BackupGate:
         """The rule, from the (rendered) arguments."""
+        from airflow_provider_ges.models import BackupGate
+
         return BackupGate.model_validate(
             {
                 "graph_id": self.graph_id or None,
