@@ -55,3 +55,21 @@ def test_airflow_cli_lists_provider_and_connection_type() -> None:
     hooks = airflow_cli("providers", "hooks")
     ges = [h for h in hooks if h["connection_type"] == "ges"]
     assert ges and ges[0]["class"] == "airflow_provider_ges.hooks.ges.GesHook"
+
+
+def test_dag_parse_imports_no_hook_or_models() -> None:
+    """A DAG file using the sensor and operator pulls in neither HTTP code nor the pydantic models."""
+    code = (
+        "import sys; import airflow.sdk; "
+        "import airflow_provider_ges.sensors.ges, airflow_provider_ges.operators.ges; "
+        "from airflow_provider_ges.sensors.ges import GesBackupSensor; "
+        "GesBackupSensor(task_id='t', graph_name='g', newer_than='2026-01-01T00:00:00Z'); "
+        "print(sorted(m for m in sys.modules if m.startswith('airflow_provider_ges.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(json.loads(out.strip().splitlines()[-1].replace("'", '"')))
+    heavy = {
+        f"airflow_provider_ges.{m}" for m in ("hooks.ges", "models", "wire", "connection", "signer", "auth")
+    }
+    assert loaded & heavy == set()
+    assert "airflow_provider_ges.values" in loaded
