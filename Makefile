@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+$(VENV)/.installed-bench: $(STAMP)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,bench]' \
+	  || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -33,7 +38,7 @@ demo: venv
 	$(BIN)/python scripts/demo.py
 
 # Side-by-side measurements; not part of `make test`.
-bench: venv
+bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
