@@ -105,14 +105,16 @@ class BackupPage(BaseModel):
     backup_count: int | None = Field(
         default=None, validation_alias=AliasChoices("backupCount", "backup_count"), ge=0
     )
-    backup_list: list[Backup] = Field(
-        default_factory=list, validation_alias=AliasChoices("backupList", "backup_list")
+    # As sent (None for a null or missing list). No Python validator on it: one would make
+    # pydantic-core turn the whole JSON list into Python objects before validating it (~40% slower).
+    backup_list: list[Backup] | None = Field(
+        default=None, validation_alias=AliasChoices("backupList", "backup_list")
     )
 
-    @field_validator("backup_list", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
+    @property
+    def backups(self) -> list[Backup]:
+        """The page's backups (empty when the server sent none or null)."""
+        return self.backup_list or []
 
 
 class Token(BaseModel):

@@ -354,7 +354,7 @@ class BackupPager:
         set the next ``offset``/``limit`` (``offset`` None: done)."""
         offset = self.offset
         assert offset is not None, "the listing has ended"
-        items, total = page.backup_list, page.backup_count
+        items, total = page.backups, page.backup_count
         ids = [b.id for b in items]
         self.pages += 1
         if self.pages == 1:

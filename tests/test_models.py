@@ -22,7 +22,7 @@ def seed_page() -> dict[str, Any]:
 def test_seed_example_parses_to_the_last_field() -> None:
     page = BackupPage.model_validate(seed_page())
     assert page.backup_count == 3
-    first = page.backup_list[0]
+    first = page.backups[0]
     assert first.id == "ada3e720-ab87-48cb-bff7-3ec5ae1a9652"
     assert first.name == "ges060803_nodelete-20210608135513"
     assert first.backup_method == BackupMethod.MANUAL == "manual"
@@ -38,13 +38,13 @@ def test_seed_example_parses_to_the_last_field() -> None:
     assert first.end_time == datetime(2021, 6, 8, 13, 56, 8, tzinfo=timezone.utc)
     assert first.end_time_text == "2021-06-08T13:56:08"
     assert (first.size, first.duration, first.encrypted) == (1, 54, False)
-    assert page.backup_list[1].backup_method == "auto"
-    assert page.backup_list[2].graph_status == "400"  # a backup outliving its deleted graph
+    assert page.backups[1].backup_method == "auto"
+    assert page.backups[2].graph_status == "400"  # a backup outliving its deleted graph
 
 
 def test_seed_example_dumps_back_to_the_api_names() -> None:
     raw = seed_page()["backupList"]
-    dumped = [b.to_api() for b in BackupPage.model_validate(seed_page()).backup_list]
+    dumped = [b.to_api() for b in BackupPage.model_validate(seed_page()).backups]
     assert dumped == raw
     assert json.loads(json.dumps(dumped)) == raw  # plain JSON: fit for XCom
 
@@ -97,8 +97,9 @@ def test_bad_backups_name_the_field(wire: dict[str, Any], field: str) -> None:
 
 def test_v2_snake_case_page_and_null_list() -> None:
     page = BackupPage.model_validate({"backup_count": 1, "backup_list": [backup(1)]})
-    assert page.backup_count == 1 and page.backup_list[0].id == "b-00001"
-    assert BackupPage.model_validate({"backupCount": 0, "backupList": None}).backup_list == []
+    assert page.backup_count == 1 and page.backups[0].id == "b-00001"
+    assert BackupPage.model_validate({"backupCount": 0, "backupList": None}).backups == []
+    assert BackupPage.model_validate_json(b'{"backupCount": 0}').backups == []
 
 
 def test_filter_round_trips_for_a_trigger() -> None:
