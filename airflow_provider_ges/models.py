@@ -112,9 +112,48 @@ class BackupPage(BaseModel):
     )
 
     @property
-    def backups(self) -> list[Backup]:
+    def items(self) -> list[Backup]:
         """The page's backups (empty when the server sent none or null)."""
         return self.backup_list or []
+
+    @property
+    def total(self) -> int | None:
+        return self.backup_count
+
+
+class Graph(BaseModel):
+    """One graph as ``GET /v1.0/{project_id}/graphs`` lists it (the fields used here; the rest kept)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+    status: CodeText | None = None
+
+
+class GraphPage(BaseModel):
+    """One page of the graph list."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    graph_count: int | None = Field(
+        default=None, validation_alias=AliasChoices("graphCount", "graph_count"), ge=0
+    )
+    graphs: list[Graph] | None = None
+
+    @property
+    def items(self) -> list[Graph]:
+        return self.graphs or []
+
+    @property
+    def total(self) -> int | None:
+        return self.graph_count
+
+
+def graph_id_named(graphs: Iterable[Graph], name: str) -> str | None:
+    """The id of the one graph called ``name``; None when there is none, or more than one."""
+    ids = {g.id for g in graphs if g.name == name}
+    return ids.pop() if len(ids) == 1 else None
 
 
 class Token(BaseModel):
@@ -184,10 +223,11 @@ class Verdict:
 class BackupGate(BaseModel):
     """The rule of ``GesBackupSensor`` and ``GesBackupTrigger``, in one place.
 
-    Candidates are the graph's backups (by id or by name) that started at or after
-    ``newer_than`` and match ``backup_method``. The gate passes on the newest successful
-    candidate; it fails when the newest candidate failed and none succeeded (if
+    Candidates are the graph's backups (by ``graph_id`` when it is known, else by ``graph_name``)
+    that started at or after ``newer_than`` and match ``backup_method``. The gate passes on the
+    newest successful candidate; it fails when the newest candidate failed and none succeeded (if
     ``fail_on_failure``); otherwise it waits (none yet, ``backing_up``, or an unknown status).
+    With both, ``graph_id`` chooses the backups and ``graph_name`` names the graph in messages.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -204,10 +244,14 @@ class BackupGate(BaseModel):
         return None if value is None or value == "" else to_utc(value)
 
     @model_validator(mode="after")
-    def _one_graph(self) -> BackupGate:
-        if (self.graph_id is None) == (self.graph_name is None):
-            raise ValueError("give exactly one of graph_id or graph_name")
+    def _a_graph(self) -> BackupGate:
+        if self.graph_id is None and self.graph_name is None:
+            raise ValueError("give graph_id or graph_name")
         return self
+
+    def for_graph(self, graph_id: str | None) -> BackupGate:
+        """The gate on the graph with this id (found for ``graph_name``); itself if None."""
+        return self if graph_id is None else self.model_copy(update={"graph_id": graph_id})
 
     @property
     def graph(self) -> str:
@@ -217,7 +261,7 @@ class BackupGate(BaseModel):
     def judge(self, backups: Iterable[Backup]) -> Verdict:
         selection = BackupFilter(
             graph_id=self.graph_id,
-            graph_name=self.graph_name,
+            graph_name=None if self.graph_id else self.graph_name,
             newer_than=self.newer_than,
             backup_method=self.backup_method,
         )

@@ -11,14 +11,14 @@ import json
 import math
 import random
 import re
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urlencode
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from airflow_provider_ges.connection import GesConnectionConfig
 from airflow_provider_ges.exceptions import (
@@ -27,9 +27,10 @@ from airflow_provider_ges.exceptions import (
     GesNotFoundError,
     GesTransientError,
 )
-from airflow_provider_ges.models import Backup, BackupPage, Token
+from airflow_provider_ges.models import BackupPage, GraphPage, Token
 
 T = TypeVar("T")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 TRANSIENT_GES_CODES = frozenset({"GES.7002", "GES.7005", "GES.7006"})
@@ -138,6 +139,12 @@ def token_request(config: GesConnectionConfig) -> Request:
     return Request("POST", config.iam_endpoint, "/v3/auth/tokens", {"nocatalog": "true"}, body)
 
 
+def list_graphs_request(config: GesConnectionConfig, offset: int, limit: int) -> Request:
+    """``GET /v1.0/{project_id}/graphs?offset=&limit=``."""
+    project = check_path_param("project_id", config.project_id)
+    return Request("GET", config.endpoint, f"/v1.0/{project}/graphs", {"offset": offset, "limit": limit})
+
+
 def list_backups_request(
     config: GesConnectionConfig, graph_id: str | None, offset: int, limit: int
 ) -> Request:
@@ -231,9 +238,17 @@ def _garbled(request: Request, response: Response, what: str) -> GesTransientErr
 
 
 def parse_backup_page(request: Request, response: Response) -> BackupPage:
+    return _parse_json(BackupPage, request, response)
+
+
+def parse_graph_page(request: Request, response: Response) -> GraphPage:
+    return _parse_json(GraphPage, request, response)
+
+
+def _parse_json(model: type[ModelT], request: Request, response: Response) -> ModelT:
     raise_for_error(request, response)
     try:
-        return BackupPage.model_validate_json(response.content)
+        return model.model_validate_json(response.content)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -307,25 +322,45 @@ def call(
 # --- pagination -------------------------------------------------------------------------------
 
 
-class BackupPager:
+class Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=Identified)
+ItemT_co = TypeVar("ItemT_co", bound=Identified, covariant=True)
+
+
+class Listed(Protocol[ItemT_co]):
+    """A page of an offset/limit listing: ``BackupPage``, ``GraphPage``."""
+
+    @property
+    def items(self) -> Sequence[ItemT_co]: ...
+
+    @property
+    def total(self) -> int | None: ...
+
+
+class Pager(Generic[ItemT]):
     """Offset/limit paging that ends, skips nothing that stays listed, and yields each id once.
 
     Pages overlap: the first request is ``offset=0, limit=page_size``; each later one starts at the
-    last backup of the page before (the *anchor*) and asks for one more (``limit=page_size + 1``),
+    last item of the page before (the *anchor*) and asks for one more (``limit=page_size + 1``),
     so a listing that does not change costs exactly ``ceil(N / page_size)`` requests. Send
     ``offset`` and ``limit`` as the pager gives them.
 
-    A page is trusted only when it holds a backup already returned: as backups keep their relative
+    A page is trusted only when it holds an item already returned: as items keep their relative
     order, everything listed before that one was returned already, and the page goes on from it
     without a gap whatever was inserted or removed meanwhile (insertions only bring duplicates,
-    which are dropped). A page with none means backups before the offset were removed and the rest
-    moved left, past the offset: it is dropped and the pager steps back (by the drop in
-    ``backupCount``, at least one, then twice as far each time) until a trusted page, or offset 0.
-    After such a shift the pages start a little before the anchor (a guard, shrinking again while
-    nothing moves), so steady churn costs a few items per page rather than a request per page.
+    which are dropped). A page with none means items before the offset were removed and the rest
+    moved left, past the offset: it is dropped and the pager steps back (by the drop in the total,
+    ``backupCount`` or ``graphCount``, at least one, then twice as far each time) until a trusted
+    page, or offset 0. After such a shift the pages start a little before the anchor (a guard,
+    shrinking again while nothing moves), so steady churn costs a few items per page rather than a
+    request per page.
 
-    The listing ends when ``backupCount`` is reached, on an empty first page, on a page shorter
-    than ``page_size`` when there is no ``backupCount``, or on a page with nothing past its anchor.
+    The listing ends when the total is reached, on an empty first page, on a page shorter than
+    ``page_size`` when there is no total, or on a page with nothing past its anchor.
     A server that ignores ``offset`` (the first page again, twice) or a listing that keeps growing
     past twice its first size is a ``GesApiError``: bounded work, never a hang or a silent cut.
     """
@@ -349,16 +384,16 @@ class BackupPager:
         self._max_guard = (page_size - 1) // 2
         self._suspect = False
 
-    def feed(self, page: BackupPage) -> list[Backup]:
-        """Take the page for (``offset``, ``limit``); return its backups not returned before and
+    def feed(self, page: Listed[ItemT]) -> list[ItemT]:
+        """Take the page for (``offset``, ``limit``); return its items not returned before and
         set the next ``offset``/``limit`` (``offset`` None: done)."""
         offset = self.offset
         assert offset is not None, "the listing has ended"
-        items, total = page.backups, page.backup_count
+        items, total = page.items, page.total
         ids = [b.id for b in items]
         self.pages += 1
         if self.pages == 1:
-            # twice the first size (pages overlap by one); without a backupCount, a cap no real
+            # twice the first size (pages overlap by one); without a total, a cap no real
             # project comes near
             most = _MAX_UNCOUNTED if total is None else 2 * max(total, len(items))
             self._max_pages = -(-most // max(1, self.page_size - 1)) + _MAX_PAGES_SLACK
@@ -377,22 +412,22 @@ class BackupPager:
         self._misses = 0
         self._total = total
         # The first page again at a later offset, twice running: the server ignores 'offset'
-        # (a single time may be as many new backups at the head as the offset).
+        # (a single time may be as many new items at the head as the offset).
         suspect = offset > 0 and bool(self._first_ids) and ids[: len(self._first_ids)] == self._first_ids
         if suspect and self._suspect:
             raise GesApiError(
                 f"the server returned the first page again for offset {offset}: it ignores"
-                " 'offset' (or new backups come first as fast as they are read), so the listing"
+                " 'offset' (or new items come first as fast as they are read), so the listing"
                 " cannot be completed"
             )
         self._suspect = suspect
         if self.pages == 1:
             self._first_ids = ids
-        fresh: list[Backup] = []
-        for backup in items:
-            if backup.id not in self._seen:
-                self._seen.add(backup.id)
-                fresh.append(backup)
+        fresh: list[ItemT] = []
+        for item in items:
+            if item.id not in self._seen:
+                self._seen.add(item.id)
+                fresh.append(item)
         reached = total is not None and offset + len(items) >= total
         short = total is None and len(items) < self.page_size
         nothing_past_anchor = offset > 0 and len(items) <= guard + 1
@@ -408,8 +443,8 @@ class BackupPager:
     def _check_bound(self, total: int | None) -> None:
         if self.pages >= self._max_pages:
             raise GesApiError(
-                f"the backup listing did not end after {self.pages} pages of {self.page_size}"
-                f" (backupCount now {total}): the server keeps reporting more"
+                f"the listing did not end after {self.pages} pages of {self.page_size}"
+                f" (total now {total}): the server keeps reporting more"
             )
 
 

@@ -8,7 +8,29 @@ from typing import Any
 from tests.conftest import IAM, PROJECT, TOKEN
 
 BACKUPS_URL = f"https://ges.cn-north-4.myhuaweicloud.com/v1.0/{PROJECT}/graphs/backups"
+GRAPHS_URL = BACKUPS_URL.removesuffix("/backups")
 TOKEN_URL = f"{IAM}/v3/auth/tokens"
+
+
+def graph_backups_url(graph_id: str) -> str:
+    return f"{GRAPHS_URL}/{graph_id}/backups"
+
+
+def serve_project(requests_mock: Any, backups: list[dict[str, Any]]) -> None:
+    """Serve ``backups`` through every listing: the project's, each graph's, and the graph list."""
+    graphs = {b["graphId"]: b["graph_name"] for b in backups}
+    graphs.setdefault("id-g1", "g1")
+    requests_mock.get(BACKUPS_URL, json=paged(backups))
+    requests_mock.get(
+        GRAPHS_URL,
+        json={
+            "graphCount": len(graphs),
+            "graphs": [{"id": graph_id, "name": name, "status": "200"} for graph_id, name in graphs.items()],
+        },
+    )
+    for graph_id in graphs:
+        own = [b for b in backups if b["graphId"] == graph_id]
+        requests_mock.get(graph_backups_url(graph_id), json=paged(own))
 
 
 def backup(
@@ -50,3 +72,8 @@ def paged(backups: list[dict[str, Any]], *, count: int | None = None, ignore_off
         return {"backupCount": total, "backupList": backups[offset : offset + limit]}
 
     return reply
+
+
+def list_calls(emu: Any) -> int:
+    """Every list call the emulator served (faulted or not): backups, one graph's backups, graphs."""
+    return sum(emu.counters[kind] for kind in ("list_backups", "list_graph_backups", "list_graphs"))

@@ -60,7 +60,7 @@ def flip_after_polls(emu: GesEmulator, backup_id: str, status: str, polls: int) 
 
     def watch() -> None:
         deadline = time.monotonic() + 60
-        while emu.counters["list_backups"] < polls and time.monotonic() < deadline:
+        while emu.counters["list_graph_backups"] < polls and time.monotonic() < deadline:
             time.sleep(0.05)
         emu.set_backup_status(backup_id, status)
 
@@ -112,7 +112,12 @@ def test_gate_waits_for_tonights_backup_then_runs_etl(
     assert xcoms["wait_for_backup"]["status"] == "success"
     assert xcoms["wait_for_backup"]["graph_name"] == "movies"
     assert xcoms["run_etl"] == tonight["id"]
-    assert emu.counters["list_backups"] >= 3  # it waited through the flip
+    assert emu.counters["list_graph_backups"] >= 3  # it waited through the flip
+    # graph_name was turned into the graph's id once per try (deferrable: the trigger got the id;
+    # reschedule: at most once a look), then each look read that graph's listing only
+    most = emu.counters["list_graph_backups"] if mode == "reschedule" else 1
+    assert 1 <= emu.counters["list_graphs"] <= most
+    assert emu.counters["list_backups"] == 0
     assert emu.counters["tokens_issued"] == 1
     assert len(trigger_runs) == (1 if mode == "deferrable" else 0)  # deferred once, to the triggerer
 
@@ -130,7 +135,7 @@ def test_failed_backup_fails_the_gate_fast(night: tuple[GesEmulator, datetime], 
     assert states == {"wait_for_backup": "failed", "run_etl": "upstream_failed"}
     assert dag_run.state == "failed"
     assert time.monotonic() - started < 30  # not the 60 s timeout
-    assert emu.counters["list_backups"] <= 4  # failed on the first look after the flip
+    assert emu.counters["list_graph_backups"] <= 4  # failed on the first look after the flip
 
 
 @pytest.mark.ges_emulator(graphs=0, backups=0)

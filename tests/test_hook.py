@@ -456,3 +456,37 @@ def test_a_changed_password_never_reuses_the_cached_token(set_conn: Any, request
     with pytest.raises(GesAuthError) as err:
         fast_hook().get_token()
     assert str(err.value) == "POST /v3/auth/tokens: HTTP 401 wrong password"
+
+
+# --- graphs -------------------------------------------------------------------------------------
+
+
+@pytest.mark.ges_emulator(graphs=0, backups=0)
+def test_graph_list_is_paged_and_names_find_their_id(ges_connection: Any) -> None:
+    for n in range(250):
+        ges_connection.add_graph(f"graph_{n:03d}")
+    ges_connection.add_graph("old", status="400")  # deleted: GES does not list it
+    twins = [ges_connection.add_graph("twin")["id"] for _ in range(2)]
+    hook = GesHook()
+    graphs = list(hook.iter_graphs(page_size=100))
+    assert len(graphs) == len({g.id for g in graphs}) == 252
+    assert ges_connection.counters["list_graphs"] == 3  # ceil(252 / 100)
+    wanted = next(g for g in graphs if g.name == "graph_123")
+    assert hook.find_graph_id("graph_123") == wanted.id
+    assert hook.find_graph_id("old") is None and hook.find_graph_id("nope") is None
+    assert hook.find_graph_id("twin") is None and set(twins) <= {g.id for g in graphs}  # ambiguous
+
+
+@pytest.mark.ges_emulator(graphs=0, backups=0)
+def test_async_hook_finds_the_same_graph(ges_connection: Any) -> None:
+    import asyncio
+
+    from airflow_provider_ges.hooks.ges import GesAsyncHook
+
+    graph = ges_connection.add_graph("movies")
+
+    async def find() -> str | None:
+        async with GesAsyncHook() as hook:
+            return await hook.find_graph_id("movies")
+
+    assert asyncio.run(find()) == graph["id"] == GesHook().find_graph_id("movies")

@@ -22,7 +22,7 @@ def seed_page() -> dict[str, Any]:
 def test_seed_example_parses_to_the_last_field() -> None:
     page = BackupPage.model_validate(seed_page())
     assert page.backup_count == 3
-    first = page.backups[0]
+    first = page.items[0]
     assert first.id == "ada3e720-ab87-48cb-bff7-3ec5ae1a9652"
     assert first.name == "ges060803_nodelete-20210608135513"
     assert first.backup_method == BackupMethod.MANUAL == "manual"
@@ -38,13 +38,13 @@ def test_seed_example_parses_to_the_last_field() -> None:
     assert first.end_time == datetime(2021, 6, 8, 13, 56, 8, tzinfo=timezone.utc)
     assert first.end_time_text == "2021-06-08T13:56:08"
     assert (first.size, first.duration, first.encrypted) == (1, 54, False)
-    assert page.backups[1].backup_method == "auto"
-    assert page.backups[2].graph_status == "400"  # a backup outliving its deleted graph
+    assert page.items[1].backup_method == "auto"
+    assert page.items[2].graph_status == "400"  # a backup outliving its deleted graph
 
 
 def test_seed_example_dumps_back_to_the_api_names() -> None:
     raw = seed_page()["backupList"]
-    dumped = [b.to_api() for b in BackupPage.model_validate(seed_page()).backups]
+    dumped = [b.to_api() for b in BackupPage.model_validate(seed_page()).items]
     assert dumped == raw
     assert json.loads(json.dumps(dumped)) == raw  # plain JSON: fit for XCom
 
@@ -97,9 +97,9 @@ def test_bad_backups_name_the_field(wire: dict[str, Any], field: str) -> None:
 
 def test_v2_snake_case_page_and_null_list() -> None:
     page = BackupPage.model_validate({"backup_count": 1, "backup_list": [backup(1)]})
-    assert page.backup_count == 1 and page.backups[0].id == "b-00001"
-    assert BackupPage.model_validate({"backupCount": 0, "backupList": None}).backups == []
-    assert BackupPage.model_validate_json(b'{"backupCount": 0}').backups == []
+    assert page.backup_count == 1 and page.items[0].id == "b-00001"
+    assert BackupPage.model_validate({"backupCount": 0, "backupList": None}).items == []
+    assert BackupPage.model_validate_json(b'{"backupCount": 0}').items == []
 
 
 def test_filter_round_trips_for_a_trigger() -> None:
@@ -112,3 +112,30 @@ def test_filter_round_trips_for_a_trigger() -> None:
 def test_filter_rejects_a_bad_time() -> None:
     with pytest.raises(ValidationError, match="ISO-8601"):
         BackupFilter(newer_than="last tuesday")
+
+
+def test_graph_id_named_wants_exactly_one_graph() -> None:
+    from airflow_provider_ges.models import GraphPage, graph_id_named
+
+    page = GraphPage.model_validate_json(
+        b'{"graphCount": 3, "graphs": [{"id": "a", "name": "g", "status": 200},'
+        b' {"id": "b", "name": "twin"}, {"id": "c", "name": "twin"}]}'
+    )
+    assert page.total == 3 and page.items[0].status == "200"
+    assert graph_id_named(page.items, "g") == "a"
+    assert graph_id_named(page.items, "twin") is None  # ambiguous: not guessed
+    assert graph_id_named(page.items, "none") is None
+    assert GraphPage.model_validate({"graphCount": 0, "graphs": None}).items == []
+
+
+def test_gate_on_a_found_graph_picks_backups_by_id_and_names_the_graph() -> None:
+    from airflow_provider_ges.models import BackupGate
+
+    gate = BackupGate(graph_name="g1").for_graph("id-g1")
+    nameless = {**backup(1, status="success"), "graph_name": None}
+    assert gate.judge([Backup.model_validate(nameless)]).state == "success"  # by id, not by name
+    assert gate.judge([Backup.model_validate(backup(2, graph="g2"))]).state == "waiting"
+    assert "graph 'g1'" in gate.failure_message(Backup.model_validate(backup(3, status="failed")))
+    assert BackupGate(graph_name="g1").for_graph(None) == BackupGate(graph_name="g1")
+    with pytest.raises(ValidationError, match="graph_id or graph_name"):
+        BackupGate()

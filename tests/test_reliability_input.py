@@ -280,7 +280,7 @@ def test_parsers_raise_only_ges_api_errors(status: int, headers: dict[str, str],
         assert 200 <= status < 300
         if parse is parse_backup_page:
             assert isinstance(result, BackupPage)
-            assert all(isinstance(b, Backup) and b.id for b in result.backups)
+            assert all(isinstance(b, Backup) and b.id for b in result.items)
             assert result.backup_count is None or result.backup_count >= 0
         elif parse is parse_token:
             assert isinstance(result, Token) and result.expires_at.tzinfo is not None
@@ -296,7 +296,7 @@ def test_backup_pages_parse_or_say_which_field(page: dict[str, Any]) -> None:
         check_error(err, REQUEST, 200)
         assert "unexpected reply" in str(err) or err.error_code or err.error_message
         return
-    for backup in parsed.backups:
+    for backup in parsed.items:
         backup.to_api()  # what goes to XCom always serializes
         json.dumps(backup.to_api())
 
@@ -311,7 +311,7 @@ def test_garbled_field_is_named_in_the_message() -> None:
 
 def test_times_out_of_range_are_kept_as_text_not_a_crash() -> None:
     body = b'{"backupList": [{"id": "a", "startTime": "0001-01-01T00:00:00+01:00"}]}'
-    (backup,) = parse_backup_page(REQUEST, Response(200, {}, body)).backups
+    (backup,) = parse_backup_page(REQUEST, Response(200, {}, body)).items
     assert backup.start_time is None and backup.start_time_text == "0001-01-01T00:00:00+01:00"
 
 

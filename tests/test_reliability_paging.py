@@ -20,7 +20,7 @@ from airflow_provider_ges.emulator import GesEmulator, Hostile
 from airflow_provider_ges.exceptions import GesApiError
 from airflow_provider_ges.hooks.ges import GesHook
 from airflow_provider_ges.models import BackupPage
-from airflow_provider_ges.wire import BackupPager
+from airflow_provider_ges.wire import Pager
 from tests.helpers import BACKUPS_URL, TOKEN_URL, backup, token_reply
 
 # --- an in-process listing and a driver that sends what the pager asks for --------------------
@@ -61,7 +61,7 @@ class Listing:
 
 
 def drain(
-    pager: BackupPager,
+    pager: Pager,
     listing: Listing,
     between: Callable[[int], None] | None = None,
     *,
@@ -101,7 +101,7 @@ def assert_nothing_lost(got: list[str], listing: Listing, initial: set[str]) -> 
 @pytest.mark.parametrize("n", [0, 1, 2, 9, 10, 11, 99, 100, 101, 250, 2500])
 def test_static_listing_costs_exactly_ceil_n_over_page(n: int, page_size: int) -> None:
     listing = Listing(n)
-    got = drain(BackupPager(page_size), listing)
+    got = drain(Pager(page_size), listing)
     assert got == listing.ids  # in server order, each once
     assert len(listing.calls) == max(1, math.ceil(n / page_size))
     assert listing.calls[0] == (0, page_size)
@@ -111,7 +111,7 @@ def test_static_listing_costs_exactly_ceil_n_over_page(n: int, page_size: int) -
 def test_static_listing_without_backup_count(n: int, page_size: int) -> None:
     ids = [f"b-{i:05d}" for i in range(n)]
     calls = 0
-    pager, got = BackupPager(page_size), []
+    pager, got = Pager(page_size), []
     while pager.offset is not None:
         calls += 1
         items = [{"id": i} for i in ids[pager.offset : pager.offset + pager.limit]]
@@ -133,7 +133,7 @@ def test_removal_on_a_page_already_read_skips_nothing() -> None:
         if n == 1:
             listing.remove(3)  # on the page just read
 
-    got = drain(BackupPager(10), listing, remove_early)
+    got = drain(Pager(10), listing, remove_early)
     assert_nothing_lost(got, listing, initial)
     assert len(listing.calls) <= 3 + 2  # the shift costs a look back, not a re-listing
 
@@ -147,7 +147,7 @@ def test_rotation_new_at_the_end_oldest_removed_skips_nothing() -> None:
         listing.insert(len(listing.ids))
         listing.remove(0)
 
-    got = drain(BackupPager(10), listing, rotate)
+    got = drain(Pager(10), listing, rotate)
     assert_nothing_lost(got, listing, initial)
     assert len(listing.calls) <= 2 * math.ceil(95 / 10)
 
@@ -155,7 +155,7 @@ def test_rotation_new_at_the_end_oldest_removed_skips_nothing() -> None:
 def test_insertions_at_the_head_return_each_once() -> None:
     listing = Listing(50)
     initial = set(listing.ids)
-    got = drain(BackupPager(10), listing, lambda n: listing.insert(0))
+    got = drain(Pager(10), listing, lambda n: listing.insert(0))
     assert_nothing_lost(got, listing, initial)
 
 
@@ -167,7 +167,7 @@ def test_anchor_itself_removed() -> None:
         if n == 1:
             listing.remove(9)  # the last item of the first page: the next page starts there
 
-    got = drain(BackupPager(10), listing, remove_anchor)
+    got = drain(Pager(10), listing, remove_anchor)
     assert_nothing_lost(got, listing, initial)
 
 
@@ -180,7 +180,7 @@ def test_mass_removal_before_the_offset_is_found_by_stepping_back() -> None:
             for _ in range(120):
                 listing.remove(10)
 
-    got = drain(BackupPager(20), listing, purge)
+    got = drain(Pager(20), listing, purge)
     assert_nothing_lost(got, listing, initial)
     assert len(listing.calls) <= math.ceil(300 / 20) + 6  # a few looks back (doubling), not O(n)
 
@@ -194,7 +194,7 @@ def test_everything_removed_mid_listing_ends() -> None:
             listing.ids.clear()
             listing.removed |= initial
 
-    got = drain(BackupPager(10), listing, wipe)
+    got = drain(Pager(10), listing, wipe)
     assert_nothing_lost(got, listing, initial)
     assert len(listing.calls) <= 6
 
@@ -230,7 +230,7 @@ def test_any_insertions_and_removals_lose_nothing(
                 position = {"head": 0, "end": len(listing.ids)}.get(kind, int(where * len(listing.ids)))
                 listing.insert(position)
 
-    pager = BackupPager(page_size)
+    pager = Pager(page_size)
     try:
         got = drain(pager, listing, mutate, send_page_size=send_page_size)
     except GesApiError as err:
@@ -258,7 +258,7 @@ def test_mild_churn_always_completes(n: int, page_size: int, seed: int) -> None:
         elif roll < 0.5:
             listing.remove(rng.randrange(max(1, len(listing.ids))))
 
-    got = drain(BackupPager(page_size), listing, mutate)
+    got = drain(Pager(page_size), listing, mutate)
     assert_nothing_lost(got, listing, initial)
 
 
@@ -267,7 +267,7 @@ def test_mild_churn_always_completes(n: int, page_size: int, seed: int) -> None:
 
 def test_same_page_whatever_the_offset_is_a_clear_error() -> None:
     listing = Listing(40)
-    pager, calls = BackupPager(10), 0
+    pager, calls = Pager(10), 0
     with pytest.raises(GesApiError, match="ignores 'offset'"):
         while pager.offset is not None:
             calls += 1
@@ -276,7 +276,7 @@ def test_same_page_whatever_the_offset_is_a_clear_error() -> None:
 
 
 def test_backup_count_growing_forever_is_bounded() -> None:
-    pager, calls = BackupPager(10), 0
+    pager, calls = Pager(10), 0
     with pytest.raises(GesApiError, match="did not end"):
         while pager.offset is not None:
             calls += 1
@@ -288,7 +288,7 @@ def test_backup_count_growing_forever_is_bounded() -> None:
 
 def test_page_larger_than_asked_is_used_not_trusted_blindly() -> None:
     ids = [f"b-{i}" for i in range(57)]
-    pager, got, calls = BackupPager(10), [], 0
+    pager, got, calls = Pager(10), [], 0
     while pager.offset is not None:
         calls += 1
         items = [{"id": i} for i in ids[pager.offset : pager.offset + pager.limit + 7]]
@@ -298,7 +298,7 @@ def test_page_larger_than_asked_is_used_not_trusted_blindly() -> None:
 
 
 def test_duplicate_ids_inside_one_page_come_back_once() -> None:
-    pager = BackupPager(10)
+    pager = Pager(10)
     page = BackupPage.model_validate(
         {"backupCount": 3, "backupList": [{"id": "a"}, {"id": "a"}, {"id": "b"}]}
     )
@@ -309,7 +309,7 @@ def test_duplicate_ids_inside_one_page_come_back_once() -> None:
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "10", None])
 def test_page_size_must_be_a_positive_integer(bad: Any) -> None:
     with pytest.raises(ValueError, match="page_size"):
-        BackupPager(bad)
+        Pager(bad)
 
 
 # --- the same through GesHook and the emulator ---------------------------------------------------

@@ -17,7 +17,16 @@ from airflow_provider_ges.models import datetime_to_ms
 from airflow_provider_ges.sensors.ges import GesBackupSensor
 from airflow_provider_ges.triggers.ges import GesBackupTrigger
 from tests.conftest import PASSWORD, TOKEN
-from tests.helpers import BACKUPS_URL, TOKEN_URL, backup, paged, token_reply
+from tests.helpers import (
+    BACKUPS_URL,
+    GRAPHS_URL,
+    TOKEN_URL,
+    backup,
+    graph_backups_url,
+    paged,
+    serve_project,
+    token_reply,
+)
 
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=timezone.utc)
 
@@ -37,7 +46,7 @@ def serve(ges_conn: Any, requests_mock: Any) -> Any:
     requests_mock.post(TOKEN_URL, **token_reply())
 
     def _serve(*items: dict[str, Any]) -> None:
-        requests_mock.get(BACKUPS_URL, json=paged(list(items)))
+        serve_project(requests_mock, list(items))
 
     return _serve
 
@@ -69,9 +78,27 @@ def test_backup_method_filters(serve: Any) -> None:
 
 def test_graph_id_uses_the_per_graph_listing(ges_conn: Any, requests_mock: Any) -> None:
     requests_mock.post(TOKEN_URL, **token_reply())
-    url = BACKUPS_URL.replace("/graphs/backups", "/graphs/id-g1/backups")
-    requests_mock.get(url, json=paged([backup(1, status="success", start_ms=at(1))]))
+    requests_mock.get(graph_backups_url("id-g1"), json=paged([backup(1, status="success", start_ms=at(1))]))
     assert GesBackupSensor(task_id="w", graph_id="id-g1", deferrable=False).poke({}).is_done
+
+
+def test_graph_name_is_looked_up_once_then_only_that_graph_is_listed(serve: Any, requests_mock: Any) -> None:
+    serve(
+        backup(1, status="backing_up", start_ms=at(1)),
+        backup(2, graph="other", status="success", start_ms=at(2)),
+    )
+    waiting = sensor(newer_than=NOW)
+    for _ in range(3):
+        assert not waiting.poke({}).is_done
+    gets = [r.url.split("?")[0] for r in requests_mock.request_history if r.method == "GET"]
+    assert gets == [GRAPHS_URL] + [graph_backups_url("id-g1")] * 3
+
+
+def test_graph_name_not_found_filters_the_whole_project(ges_conn: Any, requests_mock: Any) -> None:
+    requests_mock.post(TOKEN_URL, **token_reply())
+    requests_mock.get(GRAPHS_URL, json={"graphCount": 0, "graphs": []})  # deleted; its backups live on
+    requests_mock.get(BACKUPS_URL, json=paged([backup(1, status="success", start_ms=at(1))]))
+    assert sensor().poke({}).xcom_value["id"] == "b-00001"
 
 
 def test_newest_failed_fails_fast_naming_backup_graph_and_time(serve: Any) -> None:
@@ -111,6 +138,7 @@ def test_soft_fail_skips_instead_of_failing(serve: Any, deferrable: bool) -> Non
 def test_transient_errors_mean_wait_not_fail(ges_conn: Any, requests_mock: Any) -> None:
     requests_mock.post(TOKEN_URL, **token_reply())
     requests_mock.get(BACKUPS_URL, status_code=503, text="busy")
+    requests_mock.get(GRAPHS_URL, status_code=503, text="busy")
     s = sensor()
     s.hook.retry_base_delay = 0
     assert not s.poke({}).is_done
@@ -162,6 +190,7 @@ def test_deferrable_checks_once_then_defers_with_its_timeout(serve: Any) -> None
     classpath, kwargs = deferred.value.trigger.serialize()
     assert classpath == "airflow_provider_ges.triggers.ges.GesBackupTrigger"
     assert kwargs["ges_conn_id"] == "ges_default" and kwargs["poll_interval"] == 7
+    assert kwargs["gate"]["graph_id"] == "id-g1"  # found while checking: the trigger needs no look-up
     assert kwargs["gate"]["graph_name"] == "g1" and kwargs["gate"]["newer_than"] == NOW.isoformat().replace(
         "+00:00", "Z"
     )

@@ -46,7 +46,8 @@ def test_success_mid_wait_is_one_event_with_the_backup(emu: GesEmulator) -> None
     (event,) = events(trigger())
     assert event["status"] == "success"
     assert event["backup"]["id"] == new["id"] and event["backup"]["status"] == "success"
-    assert emu.counters["list_backups"] >= 2
+    assert emu.counters["list_graph_backups"] >= 2  # the graph's own listing, after one look-up
+    assert emu.counters["list_graphs"] == 1 and emu.counters["list_backups"] == 0
     assert emu.counters["tokens_issued"] == 1
 
 
@@ -97,3 +98,12 @@ def test_bad_connection_is_an_error_event(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_repr_names_the_gate_not_secrets() -> None:
     assert repr(trigger()) == "GesBackupTrigger(ges_conn_id='ges_default', graph 'movies')"
+
+
+@pytest.mark.ges_emulator(graphs=0, backups=0)
+def test_gate_with_the_graph_id_known_makes_no_look_up(emu: GesEmulator) -> None:
+    movies = next(g for g in emu.graphs() if g["name"] == "movies")
+    new = emu.add_backup("movies", status="success", start=START + timedelta(minutes=5))
+    (event,) = events(trigger(graph_id=movies["id"]))  # graph_name "movies" too, as the sensor sends it
+    assert event["status"] == "success" and event["backup"]["id"] == new["id"]
+    assert emu.counters["list_graphs"] == 0 and emu.counters["list_backups"] == 0

@@ -21,12 +21,22 @@ from airflow_provider_ges.auth import TOKEN_CACHE, TokenKey, amask_secret, mask_
 from airflow_provider_ges.connection import GesConnectionConfig
 from airflow_provider_ges.exceptions import GesApiError, GesAuthError, GesTransientError
 from airflow_provider_ges.form import field_behaviour, form_widgets
-from airflow_provider_ges.models import Backup, BackupFilter, BackupMethod, BackupPage, BackupStatus, Token
+from airflow_provider_ges.models import (
+    Backup,
+    BackupFilter,
+    BackupMethod,
+    BackupPage,
+    BackupStatus,
+    Graph,
+    GraphPage,
+    Token,
+    graph_id_named,
+)
 from airflow_provider_ges.signer import sign_request
 from airflow_provider_ges.values import DEFAULT_CONN_ID, DEFAULT_PAGE_SIZE
 from airflow_provider_ges.wire import (
-    BackupPager,
     NeedToken,
+    Pager,
     Plan,
     Response,
     RetryPolicy,
@@ -36,7 +46,9 @@ from airflow_provider_ges.wire import (
     drive_async,
     drive_sync,
     list_backups_request,
+    list_graphs_request,
     parse_backup_page,
+    parse_graph_page,
     parse_token,
     token_request,
 )
@@ -116,6 +128,9 @@ class _GesHookBase(BaseHook):
     ) -> Plan[BackupPage]:
         request = list_backups_request(config, graph_id, offset, limit)
         return call(request, parse_backup_page, self._policy(config))
+
+    def _graphs_plan(self, config: GesConnectionConfig, offset: int, limit: int) -> Plan[GraphPage]:
+        return call(list_graphs_request(config, offset, limit), parse_graph_page, self._policy(config))
 
     def _log_retry(self, effect: Sleep) -> None:
         self.log.warning("GES call failed, retrying in %.2fs: %s", effect.seconds, effect.reason)
@@ -234,7 +249,7 @@ class GesHook(_GesHookBase):
         self, graph_id: str | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
     ) -> Iterator[Backup]:
         """Every backup of the project (or of one graph), page by page, each id once."""
-        pager = BackupPager(page_size)
+        pager = Pager[Backup](page_size)
         while pager.offset is not None:
             page = self._run(self._page_plan(self.config, graph_id, pager.offset, pager.limit))
             yield from pager.feed(page)
@@ -252,6 +267,16 @@ class GesHook(_GesHookBase):
         """The backups matching every given criterion, newest first (by start time)."""
         selection = self._filter(graph_name, status, backup_method, newer_than)
         return selection.select(self.iter_backups(graph_id, page_size=page_size))
+
+    def iter_graphs(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Graph]:
+        """The project's graphs (GES lists those not deleted), page by page, each id once."""
+        pager = Pager[Graph](page_size)
+        while pager.offset is not None:
+            yield from pager.feed(self._run(self._graphs_plan(self.config, pager.offset, pager.limit)))
+
+    def find_graph_id(self, name: str) -> str | None:
+        """The id of the project's graph called ``name`` (None: no such graph, or several)."""
+        return graph_id_named(self.iter_graphs(), name)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call (a token, then a one-item listing). Never raises."""
@@ -397,7 +422,7 @@ class GesAsyncHook(_GesHookBase):
     ) -> AsyncIterator[Backup]:
         """Every backup of the project (or of one graph), page by page, each id once."""
         config = await self.get_config()
-        pager = BackupPager(page_size)
+        pager = Pager[Backup](page_size)
         while pager.offset is not None:
             page = await self._run(self._page_plan(config, graph_id, pager.offset, pager.limit))
             for backup in pager.feed(page):
@@ -416,3 +441,15 @@ class GesAsyncHook(_GesHookBase):
         """The backups matching every given criterion, newest first (by start time)."""
         selection = self._filter(graph_name, status, backup_method, newer_than)
         return selection.select([b async for b in self.iter_backups(graph_id, page_size=page_size)])
+
+    async def iter_graphs(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> AsyncIterator[Graph]:
+        """The project's graphs (GES lists those not deleted), page by page, each id once."""
+        config = await self.get_config()
+        pager = Pager[Graph](page_size)
+        while pager.offset is not None:
+            for graph in pager.feed(await self._run(self._graphs_plan(config, pager.offset, pager.limit))):
+                yield graph
+
+    async def find_graph_id(self, name: str) -> str | None:
+        """The id of the project's graph called ``name`` (None: no such graph, or several)."""
+        return graph_id_named([g async for g in self.iter_graphs()], name)

@@ -89,6 +89,7 @@ class GesBackupSensor(BaseSensorOperator):
         self.fail_on_failure = fail_on_failure
         self.ges_conn_id = ges_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._graph_ids: dict[str, str | None] = {}  # graph name -> id found (None: not found)
 
     @cached_property
     def hook(self) -> GesHook:
@@ -111,6 +112,20 @@ class GesBackupSensor(BaseSensorOperator):
             }
         )
 
+    def gate_on_graph(self, *, look_up: bool = True) -> BackupGate:
+        """The gate on one graph's own listing: a ``graph_name`` is turned into the graph's id,
+        looked up once per try, so each look reads one small listing rather than every backup of
+        the project. When no graph (or several) has that name, the project's backups are filtered
+        by name, as without the look-up."""
+        gate = self.gate
+        name = gate.graph_name
+        if gate.graph_id is None and name is not None:
+            if look_up and name not in self._graph_ids:
+                found = self._graph_ids[name] = self.hook.find_graph_id(name)
+                self.log.info("Graph %r: %s", name, f"id {found}" if found else "not found by name")
+            gate = gate.for_graph(self._graph_ids.get(name))
+        return gate
+
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
@@ -127,7 +142,7 @@ class GesBackupSensor(BaseSensorOperator):
         self.defer(
             trigger=GesBackupTrigger(
                 ges_conn_id=self.ges_conn_id,
-                gate=self.gate.model_dump(mode="json"),
+                gate=self.gate_on_graph(look_up=False).model_dump(mode="json"),
                 poll_interval=self.poke_interval,
                 end_time=time.time() + self.timeout,
             ),
@@ -136,8 +151,8 @@ class GesBackupSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
-        gate = self.gate
         try:
+            gate = self.gate_on_graph()
             verdict = gate.judge(self.hook.iter_backups(gate.graph_id))
         except GesApiError as err:
             if not err.transient:
