@@ -42,7 +42,6 @@ class GesBackupTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.end_time = end_time
         self._looked_up = False  # a graph_name is turned into the graph's id once, on the first look
-        self._found_graph_id: str | None = None
 
     def __repr__(self) -> str:
         return f"GesBackupTrigger(ges_conn_id={self.ges_conn_id!r}, {self.gate.graph})"
@@ -87,10 +86,7 @@ class GesBackupTrigger(BaseTrigger):
 
     async def check(self, hook: GesAsyncHook) -> Verdict:
         """One look at the graph's backups (a ``graph_name`` is turned into its id on the first)."""
-        gate = self.gate
-        if gate.graph_id is None and gate.graph_name is not None:
-            if not self._looked_up:
-                self._found_graph_id = await hook.find_graph_id(gate.graph_name)
-                self._looked_up = True
-            gate = gate.for_graph(self._found_graph_id)
-        return gate.judge([b async for b in hook.iter_backups(gate.graph_id)])
+        if not self._looked_up and self.gate.graph_id is None and self.gate.graph_name is not None:
+            self.gate = self.gate.for_graph(await hook.find_graph_id(self.gate.graph_name))
+            self._looked_up = True
+        return self.gate.judge([b async for b in hook.iter_backups(self.gate.graph_id)])
