@@ -145,6 +145,13 @@ def list_graphs_request(config: GesConnectionConfig, offset: int, limit: int) ->
     return Request("GET", config.endpoint, f"/v1.0/{project}/graphs", {"offset": offset, "limit": limit})
 
 
+def graph_list_refused(err: GesApiError) -> bool:
+    """Whether the graph list call itself was refused (no permission, no such call), as opposed to a
+    failed token (never tried twice: IAM locks accounts) or a transient error (waited out)."""
+    is_graph_list = err.method == "GET" and err.path is not None and err.path.endswith("/graphs")
+    return is_graph_list and not err.transient and err.status_code != 401
+
+
 def list_backups_request(
     config: GesConnectionConfig, graph_id: str | None, offset: int, limit: int
 ) -> Request:

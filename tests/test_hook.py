@@ -490,3 +490,22 @@ def test_async_hook_finds_the_same_graph(ges_connection: Any) -> None:
             return await hook.find_graph_id("movies")
 
     assert asyncio.run(find()) == graph["id"] == GesHook().find_graph_id("movies")
+
+
+@pytest.mark.parametrize(
+    ("err", "refused"),
+    [
+        (GesAuthError("no", status_code=403, method="GET", path=f"/v1.0/{PROJECT}/graphs"), True),
+        (GesNotFoundError("no", status_code=404, method="GET", path=f"/v1.0/{PROJECT}/graphs"), True),
+        (GesApiError("no", status_code=400, error_code="GES.7041", method="GET", path="/v1/p/graphs"), True),
+        (GesAuthError("no", status_code=401, method="GET", path=f"/v1.0/{PROJECT}/graphs"), False),
+        (GesTransientError("busy", status_code=503, method="GET", path=f"/v1.0/{PROJECT}/graphs"), False),
+        (GesAuthError("no", status_code=401, method="POST", path="/v3/auth/tokens"), False),
+        (GesAuthError("no", status_code=403, method="POST", path="/v3/auth/tokens"), False),
+        (GesAuthError("no", status_code=403, method="GET", path=f"/v1.0/{PROJECT}/graphs/backups"), False),
+    ],
+)
+def test_graph_list_refused_only_for_the_graph_list_itself(err: GesApiError, refused: bool) -> None:
+    from airflow_provider_ges.wire import graph_list_refused
+
+    assert graph_list_refused(err) is refused

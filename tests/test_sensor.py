@@ -101,6 +101,18 @@ def test_graph_name_not_found_filters_the_whole_project(ges_conn: Any, requests_
     assert sensor().poke({}).xcom_value["id"] == "b-00001"
 
 
+def test_graph_list_refused_falls_back_to_the_project_listing(ges_conn: Any, requests_mock: Any) -> None:
+    requests_mock.post(TOKEN_URL, **token_reply())
+    denied = {"errorCode": "GES.7041", "errorMessage": "no permission"}
+    requests_mock.get(GRAPHS_URL, status_code=403, json=denied)  # may list backups, not graphs
+    requests_mock.get(BACKUPS_URL, json=paged([backup(1, status="success", start_ms=at(1))]))
+    waiting = sensor()
+    assert waiting.poke({}).xcom_value["id"] == "b-00001"
+    assert waiting.poke({}).is_done
+    graph_lists = [r for r in requests_mock.request_history if r.url.startswith(GRAPHS_URL + "?")]
+    assert len(graph_lists) == 1  # refused once, not asked again
+
+
 def test_newest_failed_fails_fast_naming_backup_graph_and_time(serve: Any) -> None:
     serve(backup(1, status="backing_up", start_ms=at(1)), backup(2, status="failed", start_ms=at(2)))
     with pytest.raises(AirflowFailException) as err:
@@ -149,8 +161,9 @@ def test_auth_errors_fail_the_task(ges_conn: Any, requests_mock: Any) -> None:
     from airflow_provider_ges.exceptions import GesAuthError
 
     with pytest.raises(GesAuthError, match="wrong password") as err:
-        sensor().poke({})
+        sensor().poke({})  # graph_name: its look-up fails on the token, which is never asked again
     assert PASSWORD not in str(err.value)
+    assert [r.method for r in requests_mock.request_history] == ["POST"]
 
 
 @pytest.mark.parametrize(

@@ -107,3 +107,21 @@ def test_gate_with_the_graph_id_known_makes_no_look_up(emu: GesEmulator) -> None
     (event,) = events(trigger(graph_id=movies["id"]))  # graph_name "movies" too, as the sensor sends it
     assert event["status"] == "success" and event["backup"]["id"] == new["id"]
     assert emu.counters["list_graphs"] == 0 and emu.counters["list_backups"] == 0
+
+
+@pytest.mark.ges_emulator(graphs=0, backups=0)
+def test_graph_list_refused_falls_back_to_the_project_listing(
+    emu: GesEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_ges.exceptions import GesAuthError
+    from airflow_provider_ges.hooks.ges import GesAsyncHook
+
+    async def refused(self: GesAsyncHook, name: str) -> str | None:
+        path = f"/v1.0/{emu.project_id}/graphs"
+        raise GesAuthError("no permission", status_code=403, error_code="GES.7041", method="GET", path=path)
+
+    monkeypatch.setattr(GesAsyncHook, "find_graph_id", refused)
+    new = emu.add_backup("movies", status="success", start=START + timedelta(minutes=5))
+    (event,) = events(trigger())
+    assert event["status"] == "success" and event["backup"]["id"] == new["id"]
+    assert emu.counters["list_backups"] >= 1 and emu.counters["list_graph_backups"] == 0

@@ -115,14 +115,23 @@ class GesBackupSensor(BaseSensorOperator):
     def gate_on_graph(self, *, look_up: bool = True) -> BackupGate:
         """The gate on one graph's own listing: a ``graph_name`` is turned into the graph's id,
         looked up once per try, so each look reads one small listing rather than every backup of
-        the project. When no graph (or several) has that name, the project's backups are filtered
-        by name, as without the look-up."""
+        the project. When no graph (or several) has that name, or the graph list is refused, the
+        project's backups are filtered by name, as without the look-up."""
         gate = self.gate
         name = gate.graph_name
         if gate.graph_id is None and name is not None:
             if look_up and name not in self._graph_ids:
-                found = self._graph_ids[name] = self.hook.find_graph_id(name)
-                self.log.info("Graph %r: %s", name, f"id {found}" if found else "not found by name")
+                from airflow_provider_ges.wire import graph_list_refused
+
+                try:
+                    found = self.hook.find_graph_id(name)
+                except GesApiError as err:
+                    if not graph_list_refused(err):
+                        raise
+                    found = None  # e.g. a user allowed to list backups but not graphs
+                    self.log.warning("Cannot list graphs, so filtering all backups by name: %s", err)
+                self._graph_ids[name] = found
+                self.log.info("Graph %r: %s", name, f"id {found}" if found else "no single graph found")
             gate = gate.for_graph(self._graph_ids.get(name))
         return gate
 

@@ -12,6 +12,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_ges.exceptions import GesApiError
 from airflow_provider_ges.hooks.ges import GesAsyncHook
 from airflow_provider_ges.models import BackupGate, Verdict
+from airflow_provider_ges.wire import graph_list_refused
 
 
 class GesBackupTrigger(BaseTrigger):
@@ -85,8 +86,14 @@ class GesBackupTrigger(BaseTrigger):
             )
 
     async def check(self, hook: GesAsyncHook) -> Verdict:
-        """One look at the graph's backups (a ``graph_name`` is turned into its id on the first)."""
+        """One look at the graph's backups (a ``graph_name`` is turned into its id on the first,
+        as ``GesBackupSensor.gate_on_graph`` does)."""
         if not self._looked_up and self.gate.graph_id is None and self.gate.graph_name is not None:
-            self.gate = self.gate.for_graph(await hook.find_graph_id(self.gate.graph_name))
+            try:
+                self.gate = self.gate.for_graph(await hook.find_graph_id(self.gate.graph_name))
+            except GesApiError as err:
+                if not graph_list_refused(err):
+                    raise
+                self.log.warning("Cannot list graphs, so filtering all backups by name: %s", err)
             self._looked_up = True
         return self.gate.judge([b async for b in hook.iter_backups(self.gate.graph_id)])
