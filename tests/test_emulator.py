@@ -15,6 +15,7 @@ import requests
 
 from airflow_provider_ges.emulator import GesEmulator
 from airflow_provider_ges.emulator.data import SEED_EXAMPLE
+from airflow_provider_ges.emulator.store import GesError
 from airflow_provider_ges.signer import sign_request
 
 SEED_KEYS = list(json.loads(SEED_EXAMPLE.read_text())["backupList"][0])
@@ -293,6 +294,22 @@ def test_list_unknown_or_deleted_graph(client: Client) -> None:
     assert_ges_error(client.get(f"/graphs/{deleted['id']}/backups"), 400, "GES.7000")
     everything = client.ok("GET", "/graphs/backups", params={"limit": 100})["backupList"]
     assert everything[-1]["graphId"] == deleted["id"] and everything[-1]["graphStatus"] == "400"
+
+
+def test_delete_graph_keeps_its_backups_and_frees_its_name(client: Client) -> None:
+    emu = client.emu
+    old = emu.add_graph("rebuilt")
+    kept = emu.add_backup("rebuilt", status="success")
+    emu.delete_graph(old["id"])
+    assert "rebuilt" not in {g["name"] for g in emu.graphs()}
+    assert_ges_error(client.get(f"/graphs/{old['id']}/backups"), 400, "GES.7000")
+    assert emu.backup(kept["id"])["graphStatus"] == "400"  # outlives its graph, marked so
+    everything = client.ok("GET", "/graphs/backups", params={"limit": 1000})["backupList"]
+    assert next(b for b in everything if b["id"] == kept["id"])["graphStatus"] == "400"
+    new = emu.add_graph("rebuilt")
+    assert emu.add_backup("rebuilt")["graphId"] == new["id"]  # by name: the live graph
+    with pytest.raises(GesError):
+        emu.delete_graph(old["id"])  # already gone
 
 
 @pytest.mark.ges_emulator(graphs=4, backups=0)

@@ -207,6 +207,48 @@ def test_trigger_after_retries_run_out_keeps_polling(emu: GesEmulator) -> None:
     assert list_calls(emu) == 15 + 2  # the faults, then the graph look-up and one listing
 
 
+# --- the graph is deleted and re-created mid-wait (a nightly rebuild) -----------------------------
+
+
+def rebuild(emu: GesEmulator) -> dict[str, Any]:
+    """Delete graph 'movies', create it again (a new id) and back it up: the backup to wait for."""
+    old = next(g for g in emu.graphs() if g["name"] == "movies")
+    emu.delete_graph(old["id"])
+    emu.add_graph("movies")
+    return emu.add_backup("movies", status="success", start=START + timedelta(minutes=40))
+
+
+@pytest.mark.ges_emulator(graphs=2, backups=20, seed=9)
+def test_sensor_follows_a_graph_rebuilt_under_the_same_name(emu: GesEmulator) -> None:
+    tonight(emu)
+    waiting = sensor()
+    assert not waiting.poke({}).is_done  # found 'movies', its backup still backing_up
+    new = rebuild(emu)
+    assert not waiting.poke({}).is_done  # the id it found is gone: no failure, a wait
+    assert waiting.poke({}).xcom_value["id"] == new["id"]  # found again, under its new id
+    assert emu.counters["list_graphs"] == 2
+
+
+@pytest.mark.ges_emulator(graphs=2, backups=20, seed=9)
+@pytest.mark.usefixtures("fast_trigger_hook")
+def test_trigger_follows_a_graph_rebuilt_under_the_same_name(emu: GesEmulator) -> None:
+    tonight(emu)
+    rebuilt: list[dict[str, Any]] = []
+
+    def rebuild_after_two_looks() -> None:
+        deadline = time.monotonic() + 30
+        while emu.counters["list_graph_backups"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        rebuilt.append(rebuild(emu))
+
+    thread = threading.Thread(target=rebuild_after_two_looks, daemon=True)
+    thread.start()
+    (event,) = trigger_events()
+    thread.join()
+    assert event["status"] == "success" and event["backup"]["id"] == rebuilt[0]["id"]
+    assert emu.counters["list_graphs"] == 2
+
+
 # --- a real deferrable run under faults -----------------------------------------------------------
 
 

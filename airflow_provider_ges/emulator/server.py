@@ -314,6 +314,10 @@ class GesEmulator:
         graph.update(fields)
         return self._store.add_graph(graph)
 
+    def delete_graph(self, graph_id: str) -> None:
+        """Delete a graph (its backups stay, as GES keeps them; see ``GesStore.delete_graph``)."""
+        self._store.delete_graph(graph_id)
+
     def add_backup(
         self,
         graph: str,

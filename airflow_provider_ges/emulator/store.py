@@ -140,12 +140,21 @@ class Store:
             return copy.deepcopy(graph)
 
     def find_graph(self, id_or_name: str) -> WireDict | None:
-        """A copy of the graph with this ID, else of the first one with this name."""
+        """A copy of the graph with this ID, else of the live one with this name (else a deleted one)."""
         with self._lock:
-            graph = self._graphs.get(id_or_name) or next(
-                (g for g in self._graphs.values() if g["name"] == id_or_name), None
-            )
+            named = [g for g in self._graphs.values() if g["name"] == id_or_name]
+            live = [g for g in named if g["status"] != DELETED_GRAPH_STATUS]
+            graph = self._graphs.get(id_or_name) or next(iter(live + named), None)
             return copy.deepcopy(graph)
+
+    def delete_graph(self, graph_id: str) -> None:
+        """Delete a graph: it leaves the graph list, its own listing answers GES.7000, and its
+        backups stay in the project's listing with ``graphStatus`` "400", as GES keeps them."""
+        with self._lock:
+            self._live_graph(graph_id)["status"] = DELETED_GRAPH_STATUS
+            for backup_id in self._ids_by_graph[graph_id]:
+                self._backups[backup_id]["graphStatus"] = DELETED_GRAPH_STATUS
+                self._changed(backup_id)
 
     def live_graphs(self) -> list[WireDict]:
         """Copies of the graphs that are not deleted, in insertion order."""

@@ -19,7 +19,7 @@ except ImportError:  # Airflow 3.0
         AirflowSkipException,
     )
 
-from airflow_provider_ges.exceptions import GesApiError
+from airflow_provider_ges.exceptions import GesApiError, GesNotFoundError
 from airflow_provider_ges.values import DEFAULT_CONN_ID, BackupMethod, check_time
 
 if TYPE_CHECKING:
@@ -163,6 +163,13 @@ class GesBackupSensor(BaseSensorOperator):
         try:
             gate = self.gate_on_graph()
             verdict = gate.judge(self.hook.iter_backups(gate.graph_id))
+        except GesNotFoundError as err:
+            name = self.graph_name
+            if not name or self._graph_ids.pop(name, None) is None:
+                raise
+            # the graph found for the name was deleted (and perhaps re-created, with a new id)
+            self.log.warning("Graph %r is gone (%s); will look its name up again", name, err)
+            return PokeReturnValue(False)
         except GesApiError as err:
             if not err.transient:
                 raise

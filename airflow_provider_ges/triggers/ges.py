@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_ges.exceptions import GesApiError
+from airflow_provider_ges.exceptions import GesApiError, GesNotFoundError
 from airflow_provider_ges.hooks.ges import GesAsyncHook
 from airflow_provider_ges.models import BackupGate, Verdict
 from airflow_provider_ges.wire import graph_list_refused
@@ -67,9 +67,14 @@ class GesBackupTrigger(BaseTrigger):
             try:
                 verdict = await self.check(hook)
             except GesApiError as err:
-                if not err.transient:
+                if isinstance(err, GesNotFoundError) and self._forget_found_graph():
+                    self.log.warning(
+                        "Graph %r is gone (%s); will look its name up again", self.gate.graph_name, err
+                    )
+                elif not err.transient:
                     return {"status": "error", "message": str(err)}
-                self.log.warning("GES still failing after retries; will poll again: %s", err)
+                else:
+                    self.log.warning("GES still failing after retries; will poll again: %s", err)
             except Exception as err:  # a bad connection or argument: end the wait with the reason
                 return {"status": "error", "message": f"{type(err).__name__}: {err}"}
             else:
@@ -84,6 +89,15 @@ class GesBackupTrigger(BaseTrigger):
             await asyncio.sleep(
                 self.poll_interval if remaining is None else min(self.poll_interval, remaining)
             )
+
+    def _forget_found_graph(self) -> bool:
+        """Drop the id found for ``graph_name`` once that graph is gone (deleted, perhaps re-created
+        with a new id), so the next look finds the name again. False if there is none to drop."""
+        if self.gate.graph_id is None or self.gate.graph_name is None:
+            return False
+        self.gate = self.gate.model_copy(update={"graph_id": None})
+        self._looked_up = False
+        return True
 
     async def check(self, hook: GesAsyncHook) -> Verdict:
         """One look at the graph's backups (a ``graph_name`` is turned into its id on the first,
