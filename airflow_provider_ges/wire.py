@@ -119,23 +119,22 @@ Plan = Generator[Effect, Any, T]
 # --- requests ---------------------------------------------------------------------------------
 
 
-def token_request(config: GesConnectionConfig) -> Request:
-    """IAM password auth scoped to the connection's project."""
-    body = {
+def password_auth_body(user: str, password: str, domain: str | None, project_id: str) -> dict[str, Any]:
+    """The IAM token request's JSON body: password auth scoped to a project."""
+    return {
         "auth": {
             "identity": {
                 "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": config.login,
-                        "password": config.password,
-                        "domain": {"name": config.domain_name},
-                    }
-                },
+                "password": {"user": {"name": user, "password": password, "domain": {"name": domain}}},
             },
-            "scope": {"project": {"id": config.project_id}},
+            "scope": {"project": {"id": project_id}},
         }
     }
+
+
+def token_request(config: GesConnectionConfig) -> Request:
+    """IAM password auth scoped to the connection's project."""
+    body = password_auth_body(config.login, config.password, config.domain_name, config.project_id)
     return Request("POST", config.iam_endpoint, "/v3/auth/tokens", {"nocatalog": "true"}, body)
 
 

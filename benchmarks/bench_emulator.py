@@ -31,6 +31,7 @@ from airflow_provider_ges.emulator.defaults import (
     DEFAULT_USER,
 )
 from airflow_provider_ges.signer import sign_request
+from airflow_provider_ges.wire import password_auth_body
 
 BACKUPS = 100
 PATH = f"/v1.0/{DEFAULT_PROJECT_ID}/graphs/backups?offset=0&limit={BACKUPS}"
@@ -64,21 +65,7 @@ def emulator_url(in_process: bool) -> Iterator[tuple[str, int | None]]:
 
 
 def token_for(url: str) -> str:
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": DEFAULT_USER,
-                        "password": DEFAULT_PASSWORD,
-                        "domain": {"name": DEFAULT_DOMAIN},
-                    }
-                },
-            },
-            "scope": {"project": {"id": DEFAULT_PROJECT_ID}},
-        }
-    }
+    body = password_auth_body(DEFAULT_USER, DEFAULT_PASSWORD, DEFAULT_DOMAIN, DEFAULT_PROJECT_ID)
     conn = http.client.HTTPConnection(urlsplit(url).netloc, timeout=10)
     conn.request("POST", "/v3/auth/tokens", json.dumps(body), {"Content-Type": "application/json"})
     response = conn.getresponse()
