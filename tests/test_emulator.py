@@ -175,6 +175,16 @@ def test_expire_tokens(client: Client) -> None:
 # --- authentication of GES calls ----------------------------------------------------------------------
 
 
+def test_issued_tokens_lists_every_token(ges_emulator: GesEmulator) -> None:
+    assert ges_emulator.issued_tokens() == []
+    first = ges_emulator.issue_token()
+    second = post_token(ges_emulator, token_body(ges_emulator)).headers["X-Subject-Token"]
+    ges_emulator.expire_tokens()
+    third = ges_emulator.issue_token()
+    assert ges_emulator.issued_tokens() == [first, second, third]
+    assert len(set(ges_emulator.issued_tokens())) == 3
+
+
 def test_missing_and_unknown_token(ges_emulator: GesEmulator) -> None:
     anonymous = Client(ges_emulator, token=None)
     assert_gateway_error(anonymous.get("/graphs/backups"), 401, "APIGW.0301", "Incorrect IAM authentication")

@@ -369,6 +369,11 @@ class GesEmulator:
         """A valid token for the project, without an IAM call (it still counts as issued)."""
         return self._store.issue_token(self.project_id)[0]
 
+    def issued_tokens(self) -> list[str]:
+        """Every token value issued so far (by IAM calls and :meth:`issue_token`, expired ones too),
+        oldest first: for tests that check logs and outputs for leaked secrets."""
+        return self._store.tokens()
+
     def expire_tokens(self) -> None:
         """Expire every token issued so far; GES calls with them get 401 ``token expires``."""
         self._store.expire_tokens()

@@ -359,6 +359,11 @@ class Store:
             raise TokenError("token expires")
         return entry[0]
 
+    def tokens(self) -> list[str]:
+        """Every token issued so far (expired ones too), oldest first."""
+        with self._lock:
+            return list(self._tokens)
+
     def expire_tokens(self) -> None:
         """Make every token issued so far expired."""
         with self._lock:
