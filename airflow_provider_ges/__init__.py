@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow_provider_ges.form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "get_provider_info"]
 
