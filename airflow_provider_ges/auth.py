@@ -20,25 +20,6 @@ from airflow_provider_ges.models import Token
 REFRESH_MARGIN = timedelta(minutes=5)
 
 
-def mask_secret(value: str) -> None:
-    """Register a value with Airflow's secrets masker (hidden in every log line)."""
-    try:
-        from airflow.sdk.log import mask_secret as mask
-    except ImportError:  # Airflow 3.0
-        from airflow.sdk.execution_time.secrets_masker import mask_secret as mask  # type: ignore[no-redef]
-    mask(value)
-
-
-async def amask_secret(value: str) -> None:
-    """``mask_secret`` for the event loop: tells the supervisor without blocking (Airflow >= 3.1)."""
-    try:
-        from airflow.sdk.log import amask_secret as amask
-    except ImportError:
-        mask_secret(value)
-    else:
-        await amask(value)
-
-
 #: Keys the password digests in token cache keys; new each process, so a digest is no password hash.
 _DIGEST_KEY = os.urandom(32)
 

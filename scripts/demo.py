@@ -101,8 +101,9 @@ def main() -> int:
 
 
 def run_demo(conn: dict[str, Any]) -> int:
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.db import initdb
+
+    from airflow_provider_ges._compat import dag_bag
 
     say("preparing a throw-away Airflow home (SQLite metadata DB)")
     initdb()
@@ -112,7 +113,7 @@ def run_demo(conn: dict[str, Any]) -> int:
     say(f"tonight's run starts at {tonight:%H:%M:%S} UTC, and so does a backup of graph {graph['name']!r}")
     say(f"  (GES job {job}: backing_up for {BACKUP_SECONDS} s, older backups don't count)")
 
-    bag = DagBag(str(ROOT / "example_dags"))
+    bag = dag_bag(str(ROOT / "example_dags"))
     dag = bag.get_dag("example_ges_backup_gate")
     sensor = dag.get_task("wait_for_backup")
     sensor.poke_interval = POKE_SECONDS  # the DAG says 5 minutes; a demo can't wait that long

@@ -49,12 +49,9 @@ def restore_secrets_masker() -> Iterator[None]:
     The masker recompiles one regex of every secret it holds on each new one: with the emulator's
     2 KB tokens that is about 10 ms per token already held, so tokens piling up over a test run
     make every later token slower to register (and timing-sensitive tests flaky)."""
-    try:
-        from airflow.sdk._shared.secrets_masker import _secrets_masker
-    except ImportError:  # another Airflow layout: nothing to restore
-        yield
-        return
-    masker = _secrets_masker()
+    from airflow_provider_ges._compat import secrets_masker
+
+    masker = secrets_masker()
     before = set(masker.patterns)
     yield
     if masker.patterns != before:

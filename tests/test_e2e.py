@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_ges._compat import dag_bag
 from airflow_provider_ges.emulator import GesEmulator
 from airflow_provider_ges.triggers.ges import GesBackupTrigger
 from tests.conftest import EXAMPLE_DAGS
@@ -33,9 +34,7 @@ def airflow_db() -> None:
 
 
 def load_dag(dag_id: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(EXAMPLE_DAGS))
+    bag = dag_bag(str(EXAMPLE_DAGS))
     assert not bag.import_errors
     return bag.get_dag(dag_id)
 
@@ -181,14 +180,13 @@ def test_list_dag_reports_failed_backups_of_the_last_day(
 
 
 def test_example_dags_import_without_touching_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.sdk.bases.hook import BaseHook
+    from airflow.sdk import BaseHook
 
     def forbidden(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("connection looked up at parse time")
 
     monkeypatch.setattr(BaseHook, "get_connection", forbidden)
     monkeypatch.delenv("AIRFLOW_CONN_GES_DEFAULT", raising=False)
-    bag = DagBag(str(EXAMPLE_DAGS))
+    bag = dag_bag(str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {"example_ges_backup_gate", "example_ges_list_backups"}

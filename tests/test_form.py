@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import airflow_provider_ges
+from airflow_provider_ges._compat import AIRFLOW_V_3_2_PLUS
 from airflow_provider_ges.hooks.ges import GesHook
 
 ISSUE_FIELDS = {"project_id", "domain_name", "region", "iam_endpoint", "auth_type", "verify", "timeout"}
@@ -41,13 +42,20 @@ def test_provider_info_and_hook_behaviour_agree() -> None:
     assert behaviour["placeholders"]["host"].startswith("https://ges.")
 
 
-def test_airflow_reads_the_form_from_provider_info() -> None:
+def test_airflow_providers_manager_registers_every_ges_field() -> None:
+    """What the running Airflow itself builds for connection type ``ges``: from provider info on
+    3.2+, from the hook's own methods on 3.1 (which only reads them from ``GesHook.__dict__``)."""
     from airflow.providers_manager import ProvidersManager
 
     manager = ProvidersManager()
     widgets = manager.connection_form_widgets
-    assert widgets["extra__ges__project_id"].field["schema"]["title"] == "Project ID"
+    fields = declared()["conn-fields"]
+    for name, spec in fields.items():
+        field = widgets[f"extra__ges__{name}"].field
+        label = field["schema"]["title"] if AIRFLOW_V_3_2_PLUS else field.args[0]
+        assert label == spec["label"], name
     assert widgets["extra__ges__security_token"].is_sensitive
+    assert "get_connection_form_widgets" in GesHook.__dict__
     behaviour = manager.field_behaviours["ges"]
     assert behaviour["hidden_fields"] == ["schema"]
     assert behaviour["relabeling"]["login"] == "IAM user name, or Access Key (AK)"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_provider_ges._compat import secrets_masker
 from airflow_provider_ges.exceptions import GesApiError, GesAuthError, GesNotFoundError, GesTransientError
 from airflow_provider_ges.hooks.ges import GesHook
 from tests.conftest import PASSWORD, PROJECT, TOKEN
@@ -440,8 +441,7 @@ def test_test_connection_reports_success_and_failure(ges_conn: Any, requests_moc
 
 
 def test_token_and_password_registered_with_the_secrets_masker(ges_conn: Any, requests_mock: Any) -> None:
-    from airflow.sdk._shared.secrets_masker import redact
-
+    redact = secrets_masker().redact
     requests_mock.post(TOKEN_URL, **token_reply())
     fast_hook().get_token()
     assert redact(f"token={TOKEN} password={PASSWORD}") == "token=*** password=***"

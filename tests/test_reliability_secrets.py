@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_ges._compat import secrets_masker
 from airflow_provider_ges.auth import TOKEN_CACHE
 from airflow_provider_ges.emulator import GesEmulator
 from airflow_provider_ges.exceptions import GesApiError, GesAuthError
@@ -141,7 +142,7 @@ def test_trigger_error_event_holds_no_secret(
 
 def test_token_and_password_are_registered_with_the_secrets_masker(set_conn: Any, requests_mock: Any) -> None:
     """What Airflow's task-log processor redacts: the token, the password, the security token."""
-    from airflow.sdk.log import redact  # type: ignore[attr-defined]
+    redact = secrets_masker().redact
 
     set_conn(extra={"security_token": SECURITY_TOKEN})
     requests_mock.post(TOKEN_URL, **token_reply())

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
+from airflow_provider_ges._compat import AirflowFailException, AirflowSensorTimeout
 from airflow_provider_ges.emulator import GesEmulator
 from airflow_provider_ges.hooks.ges import GesAsyncHook, GesHook
 from airflow_provider_ges.sensors.ges import GesBackupSensor

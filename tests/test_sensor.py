@@ -6,13 +6,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import (
+
+from airflow_provider_ges._compat import (
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
 )
-
 from airflow_provider_ges.models import datetime_to_ms
 from airflow_provider_ges.sensors.ges import GesBackupSensor
 from airflow_provider_ges.triggers.ges import GesBackupTrigger

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_ges.auth import TOKEN_CACHE, TokenKey, amask_secret, mask_secret
+from airflow_provider_ges._compat import amask_secret, mask_secret
+from airflow_provider_ges.auth import TOKEN_CACHE, TokenKey
 from airflow_provider_ges.connection import GesConnectionConfig
 from airflow_provider_ges.exceptions import GesApiError, GesAuthError, GesTransientError
 from airflow_provider_ges.form import field_behaviour, form_widgets
@@ -108,15 +109,6 @@ class _GesHookBase(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ges_conn_id={self.ges_conn_id!r})"
 
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The GES fields of the connection form (Airflow 3.0/3.1; 3.2+ reads provider info)."""
-        return form_widgets()
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return field_behaviour()
-
     def _policy(self, config: GesConnectionConfig) -> RetryPolicy:
         return RetryPolicy(max_retries=config.max_retries, base_delay=self.retry_base_delay)
 
@@ -162,6 +154,16 @@ class GesHook(_GesHookBase):
     :param ges_conn_id: the connection (default ``ges_default``). It is read on first use, not here.
     :param retry_base_delay: first back-off delay in seconds (doubled per retry, with jitter).
     """
+
+    # On GesHook itself: Airflow 3.1 registers form fields only from the hook class's own __dict__
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The GES fields of the connection form (Airflow 3.1; 3.2+ reads provider info)."""
+        return form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return field_behaviour()
 
     @cached_property
     def config(self) -> GesConnectionConfig:
@@ -320,13 +322,7 @@ class GesAsyncHook(_GesHookBase):
 
     async def get_config(self) -> GesConnectionConfig:
         if self._config is None:
-            getter = getattr(BaseHook, "aget_connection", None)
-            if getter is not None:
-                conn = await getter(self.ges_conn_id)
-            else:  # Airflow 3.0: no async lookup yet
-                from asgiref.sync import sync_to_async
-
-                conn = await sync_to_async(BaseHook.get_connection)(self.ges_conn_id)
+            conn = await self.aget_connection(self.ges_conn_id)
             config = GesConnectionConfig.from_connection(conn)
             for secret in config.secrets:
                 await amask_secret(secret)

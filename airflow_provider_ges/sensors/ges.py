@@ -10,15 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-try:
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
-except ImportError:  # Airflow 3.0
-    from airflow.exceptions import (  # type: ignore[no-redef]
-        AirflowFailException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-    )
-
+from airflow_provider_ges._compat import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    default_deferrable,
+)
 from airflow_provider_ges.exceptions import GesApiError, GesNotFoundError
 from airflow_provider_ges.values import DEFAULT_CONN_ID, BackupMethod, check_time
 
@@ -27,15 +24,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_ges.hooks.ges import GesHook
     from airflow_provider_ges.models import BackupGate
-
-
-def default_deferrable() -> bool:
-    """``[operators] default_deferrable`` from the Airflow config (False when unset)."""
-    try:
-        from airflow.sdk import conf
-    except ImportError:  # Airflow 3.0
-        from airflow.configuration import conf  # type: ignore[assignment]
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 class GesBackupSensor(BaseSensorOperator):
