@@ -287,6 +287,24 @@ def test_bad_paging_parameters(client: Client, params: dict[str, Any]) -> None:
     assert_ges_error(client.get(f"/graphs/{graph}/backups", **params), 400, "GES.0001")
 
 
+@pytest.mark.ges_emulator(max_limit=5)
+def test_max_limit_caps_every_list_call(client: Client) -> None:
+    graph = client.emu.graphs()[0]["id"]
+    paths = ["/graphs/backups", f"/graphs/{graph}/backups", "/graphs"]
+    for path in paths:
+        assert client.get(path, limit=5).status_code == 200
+        response = client.get(path, limit=6)
+        assert_ges_error(response, 400, "GES.0001")
+        assert response.json()["errorMessage"] == "The parameter limit is invalid: it must be at most 5."
+    assert_ges_error(client.get("/graphs/backups"), 400, "GES.0001")  # the default limit, 10, is over it
+    client.emu.max_limit = 100
+    assert len(client.ok("GET", "/graphs/backups", params={"limit": 100})["backupList"]) == 12
+    client.emu.max_limit = None
+    assert client.get("/graphs/backups", limit=10**6).status_code == 200
+    with pytest.raises(ValueError):
+        client.emu.max_limit = -1
+
+
 @pytest.mark.ges_emulator(graphs=3, backups=30)
 def test_list_graph_backups(client: Client) -> None:
     for graph in client.emu.graphs():

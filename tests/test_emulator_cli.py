@@ -106,6 +106,15 @@ def test_options_flow_through(cli: type[Cli]) -> None:
     assert run.stop() == 0
 
 
+def test_max_limit_option(cli: type[Cli]) -> None:
+    run = cli("--max-limit", "3")
+    assert run.list_backups(limit=3).status_code == 200
+    refused = run.list_backups(limit=4)
+    assert refused.status_code == 400 and refused.json()["errorCode"] == "GES.0001"
+    assert "limit" in refused.json()["errorMessage"]
+    assert run.stop() == 0
+
+
 def test_bad_fault_spec_is_a_usage_error() -> None:
     cmd = [sys.executable, "-m", "airflow_provider_ges.emulator", "--port", "0", "--faults", "teapot:every=1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)

@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--token-ttl", type=float, default=d.DEFAULT_TOKEN_TTL, help="token lifetime, seconds")
     add("--backup-duration", type=float, default=d.DEFAULT_BACKUP_DURATION, help="seconds a new backup runs")
     add("--backup-outcome", choices=("success", "failed"), default="success", help="how new backups end")
+    add("--max-limit", type=int, metavar="N", help="refuse list calls with a limit over N")
     add("--user", default=d.DEFAULT_USER)
     add("--password", default=d.DEFAULT_PASSWORD)
     add("--domain", default=d.DEFAULT_DOMAIN, help="account (IAM domain) name")
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sk=args.sk,
         host=args.host,
         port=args.port,
+        max_limit=args.max_limit,
     )
     stop = threading.Event()
 

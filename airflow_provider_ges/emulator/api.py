@@ -126,6 +126,7 @@ class GesApi:
         self.store = store
         self.hostile = hostile
         self.stopping = threading.Event()
+        self.max_limit: int | None = None
         self._plan = FaultPlan(faults)
         self._list_calls = itertools.count(1)
         self._handlers: dict[str, Callable[[Request, dict[str, str]], Response]] = {
@@ -294,8 +295,16 @@ class GesApi:
             values.append(int(text))
         return values[0], values[1]
 
-    def _list_backups(self, req: Request, graph_id: str | None) -> Response:
+    def _page(self, req: Request) -> tuple[int, int]:
+        """``(offset, limit)`` of a list call; a ``limit`` over :attr:`max_limit` is refused."""
         offset, limit = self._paging(req.query)
+        cap = self.max_limit
+        if cap is not None and limit > cap:
+            raise GesError("GES.0001", f"The parameter limit is invalid: it must be at most {cap}.")
+        return offset, limit
+
+    def _list_backups(self, req: Request, graph_id: str | None) -> Response:
+        offset, limit = self._page(req)
         if graph_id is not None:
             self.store.require_live_graph(graph_id)
         hostile = self.hostile
@@ -308,7 +317,7 @@ class GesApi:
         return Response(200, b'{"backupCount":%d,"backupList":[%b]}' % (total, items))
 
     def _list_graphs(self, req: Request) -> Response:
-        offset, limit = self._paging(req.query)
+        offset, limit = self._page(req)
         graphs = self.store.live_graphs()
         return _json(200, {"graphCount": len(graphs), "graphs": graphs[offset : offset + limit]})
 

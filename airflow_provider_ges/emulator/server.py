@@ -183,6 +183,7 @@ class GesEmulator:
         port: int = 0,
         now: datetime | None = None,
         max_clock_skew: float = 900.0,
+        max_limit: int | None = None,
     ) -> None:
         self.user, self.password, self.domain = user, password, domain
         self.project_id, self.region, self.ak, self.sk = project_id, region, ak, sk
@@ -202,6 +203,7 @@ class GesEmulator:
         )
         settings = Settings(user, password, domain, project_id, region, ak, sk, max_clock_skew)
         self._api = GesApi(settings, self._store, as_faults(faults, seed), hostile or Hostile())
+        self.max_limit = max_limit
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -401,6 +403,17 @@ class GesEmulator:
     @backup_outcome.setter
     def backup_outcome(self, status: Literal["success", "failed"]) -> None:
         self._store.backup_outcome = status
+
+    @property
+    def max_limit(self) -> int | None:
+        """The largest ``limit`` a list call accepts (``None``: no cap); more is 400 ``GES.0001``."""
+        return self._api.max_limit
+
+    @max_limit.setter
+    def max_limit(self, limit: int | None) -> None:
+        if limit is not None and limit < 0:
+            raise ValueError("max_limit must be None or a non-negative integer")
+        self._api.max_limit = limit
 
     def set_faults(self, faults: FaultSource) -> None:
         """Replace the fault rules (string form, :class:`Faults`, rules, or ``None`` for none)."""
