@@ -6,6 +6,7 @@ verifier, and with it :mod:`airflow_provider_ges.signer`, accept the SDK's signa
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -75,3 +76,58 @@ def test_wrong_secret_is_rejected(ges_emulator: GesEmulator) -> None:
     assert raised.value.status_code == 401
     assert raised.value.error_code == "APIGW.0301"
     assert ges_emulator.counters["auth_failures"] == 1
+
+
+def wait_job(client: Any, graph_id: str, job_id: str) -> Any:
+    deadline = time.monotonic() + 5
+    while (job := client.show_job(ges_v1.ShowJobRequest(graph_id=graph_id, job_id=job_id))).status not in (
+        "success",
+        "failed",
+    ):
+        assert time.monotonic() < deadline, "job did not end"
+        time.sleep(0.05)
+    return job
+
+
+@pytest.mark.ges_emulator(graphs=1, backups=0, backup_duration=0.1, graph_action_duration=0.1)
+def test_backup_stop_restore_start_delete(ges_emulator: GesEmulator) -> None:
+    client = sdk_client(ges_emulator)
+    graph_id = ges_emulator.graphs()[0]["id"]
+    job_id = client.create_backup(ges_v1.CreateBackupRequest(graph_id=graph_id)).job_id
+    assert client.show_graph(ges_v1.ShowGraphRequest(graph_id=graph_id)).graph.status == "903"
+    job = wait_job(client, graph_id, job_id)
+    assert (job.status, job.job_name, job.fail_reason, job.job_progress) == (
+        "success",
+        "BackupGraph",
+        None,
+        1.0,
+    )
+    assert job.end_time >= job.begin_time and "T" in job.end_time
+    backup_id = ges_emulator.backups(graph_id)[-1]["id"]
+
+    stop = client.stop_graph(ges_v1.StopGraphRequest(graph_id=graph_id, action_id="stop"))
+    assert wait_job(client, graph_id, stop.job_id).status == "success"
+    assert client.show_graph(ges_v1.ShowGraphRequest(graph_id=graph_id)).graph.status == "900"
+    body = ges_v1.StartGraphReq(graph_backup_id=backup_id)
+    start = client.start_graph(ges_v1.StartGraphRequest(graph_id=graph_id, action_id="start", body=body))
+    assert wait_job(client, graph_id, start.job_id).job_name == "StartGraph"
+    graph = client.show_graph(ges_v1.ShowGraphRequest(graph_id=graph_id)).graph
+    assert (graph.id, graph.status) == (graph_id, "200")
+    assert ges_emulator.restores == [(graph_id, backup_id)]
+
+    client.delete_backup(ges_v1.DeleteBackupRequest(graph_id=graph_id, backup_id=backup_id))
+    assert ges_emulator.backups(graph_id) == []
+    with pytest.raises(sdk_exceptions.ClientRequestException) as raised:
+        client.delete_backup(ges_v1.DeleteBackupRequest(graph_id=graph_id, backup_id=backup_id))
+    assert raised.value.status_code == 400
+    counters = ges_emulator.counters
+    assert (counters["create_backup"], counters["graph_action"], counters["delete_backup"]) == (1, 2, 2)
+    assert counters["show_graph"] == 3 and counters["show_job"] >= 4
+
+
+def test_start_a_running_graph_is_refused(ges_emulator: GesEmulator) -> None:
+    client = sdk_client(ges_emulator)
+    request = ges_v1.StartGraphRequest(graph_id=ges_emulator.graphs()[0]["id"], action_id="start")
+    with pytest.raises(sdk_exceptions.ClientRequestException) as raised:
+        client.start_graph(request)
+    assert raised.value.status_code == 400

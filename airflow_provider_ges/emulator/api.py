@@ -21,11 +21,11 @@ from urllib.parse import parse_qsl, unquote
 
 from ..signer import SignatureError, verify_signature
 from .faults import FaultPlan, FaultRule, Faults, Hostile
-from .store import GesError, Store, TokenError
+from .store import GRAPH_ACTIONS, GesError, Store, TokenError
 
 JSON_TYPE = "application/json;charset=UTF-8"
 HTML_TYPE = "text/html;charset=UTF-8"
-LIST_ENDPOINTS = frozenset({"list_backups", "list_graph_backups", "list_graphs"})
+LIST_ENDPOINTS = frozenset({"list_backups", "list_graph_backups", "list_graphs", "list_jobs"})
 DEFAULT_LIMIT = 10
 
 _HTML_PAGE = (
@@ -56,7 +56,10 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
     for method, pattern, name in (
         ("POST", r"/v3/auth/tokens", "create_token"),
         ("GET", _P + r"/backups", "list_backups"),
+        ("GET", _P + r"/jobs", "list_jobs"),
         ("GET", _P, "list_graphs"),
+        ("GET", _P + r"/(?P<graph>[^/]+)", "show_graph"),
+        ("POST", _P + r"/(?P<graph>[^/]+)/action", "graph_action"),
         ("GET", _P + r"/(?P<graph>[^/]+)/backups", "list_graph_backups"),
         ("POST", _P + r"/(?P<graph>[^/]+)/backups", "create_backup"),
         ("DELETE", _P + r"/(?P<graph>[^/]+)/backups/(?P<backup>[^/]+)", "delete_backup"),
@@ -136,6 +139,9 @@ class GesApi:
             "create_backup": lambda req, p: _json(200, {"jobId": self.store.create_backup(p["graph"])}),
             "delete_backup": self._delete_backup,
             "show_job": lambda req, p: _json(200, self.store.job(p["graph"], p["job"])),
+            "list_jobs": lambda req, p: self._list_jobs(req),
+            "show_graph": lambda req, p: _json(200, {"graph": self.store.show_graph(p["graph"])}),
+            "graph_action": self._graph_action,
         }
 
     def set_faults(self, faults: Faults) -> None:
@@ -320,6 +326,27 @@ class GesApi:
         offset, limit = self._page(req)
         graphs = self.store.live_graphs()
         return _json(200, {"graphCount": len(graphs), "graphs": graphs[offset : offset + limit]})
+
+    def _list_jobs(self, req: Request) -> Response:
+        offset, limit = self._page(req)
+        params = dict(parse_qsl(req.query))
+        jobs = self.store.jobs(params.get("graph_name"), params.get("status"))
+        return _json(200, {"jobCount": len(jobs), "jobList": jobs[offset : offset + limit]})
+
+    def _graph_action(self, req: Request, params: dict[str, str]) -> Response:
+        action = dict(parse_qsl(req.query)).get("action_id")
+        if action not in GRAPH_ACTIONS:
+            raise GesError("GES.0001", "The parameter action_id is invalid: it must be start or stop.")
+        backup_id = None
+        if action == "start" and req.body.strip():
+            try:
+                body = json.loads(req.body)
+            except ValueError:
+                raise GesError("GES.0001", "The request body is not valid JSON.") from None
+            backup_id = body.get("graph_backup_id") if isinstance(body, dict) else None
+            if not isinstance(backup_id, (str, type(None))):
+                raise GesError("GES.0001", "The parameter graph_backup_id is invalid: it must be a string.")
+        return _json(200, {"jobId": self.store.graph_action(params["graph"], action, backup_id or None)})
 
     def _delete_backup(self, req: Request, params: dict[str, str]) -> Response:
         self.store.delete_backup(params["graph"], params["backup"])

@@ -20,8 +20,12 @@ WireDict = dict[str, Any]
 
 UTC8 = timezone(timedelta(hours=8))
 SEED_EXAMPLE = Path(__file__).with_name("seed_example.json")
-DELETED_GRAPH_STATUS = "400"
 RUNNING_GRAPH_STATUS = "200"
+DELETED_GRAPH_STATUS = "400"
+STOPPED_GRAPH_STATUS = "900"
+STOPPING_GRAPH_STATUS = "901"
+BACKING_UP_GRAPH_STATUS = "903"
+STARTING_GRAPH_STATUS = "920"
 BACKUP_STATUSES = ("backing_up", "success", "failed")
 BACKUP_METHODS = ("auto", "manual")
 

@@ -20,6 +20,8 @@ DEFAULT_SK = "EmulatorSecretKeyExample0123456789abcdef"
 DEFAULT_TOKEN_TTL = 24 * 3600.0
 #: Seconds a backup created through the API stays ``backing_up``.
 DEFAULT_BACKUP_DURATION = 5.0
+#: Seconds a graph takes to stop or to start.
+DEFAULT_GRAPH_ACTION_DURATION = 0.5
 #: Graphs and backups generated when no data file is given.
 DEFAULT_GRAPHS = 3
 DEFAULT_BACKUPS = 20

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal, cast
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from . import defaults as d
 from .api import GesApi, Request, Response, Settings
@@ -23,6 +23,7 @@ from .faults import FaultRule, Faults, Hostile, as_faults
 from .store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DataSource = str | os.PathLike[str] | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 FaultSource = str | Faults | Iterable[FaultRule] | None
@@ -151,6 +152,26 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s - " + format, self.address_string(), *args)
 
 
+class _StoreSetting(Generic[T]):
+    """A :class:`GesEmulator` attribute that reads and writes the store's attribute of that name."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, emu: None, owner: type) -> _StoreSetting[T]: ...
+    @overload
+    def __get__(self, emu: GesEmulator, owner: type) -> T: ...
+    def __get__(self, emu: GesEmulator | None, owner: type) -> T | _StoreSetting[T]:
+        return self if emu is None else cast(T, getattr(emu._store, self.name))
+
+    def __set__(self, emu: GesEmulator, value: T) -> None:
+        setattr(emu._store, self.name, value)
+
+
 class GesEmulator:
     """A local GES + IAM server on a loopback port, in a background thread.
 
@@ -184,6 +205,9 @@ class GesEmulator:
         now: datetime | None = None,
         max_clock_skew: float = 900.0,
         max_limit: int | None = None,
+        backup_quota: int | None = None,
+        graph_action_duration: float = d.DEFAULT_GRAPH_ACTION_DURATION,
+        job_pending: float = 0.0,
     ) -> None:
         self.user, self.password, self.domain = user, password, domain
         self.project_id, self.region, self.ak, self.sk = project_id, region, ak, sk
@@ -200,6 +224,9 @@ class GesEmulator:
             backup_duration=backup_duration,
             backup_outcome=backup_outcome,
             token_ttl=token_ttl,
+            backup_quota=backup_quota,
+            graph_action_duration=graph_action_duration,
+            job_pending=job_pending,
         )
         settings = Settings(user, password, domain, project_id, region, ak, sk, max_clock_skew)
         self._api = GesApi(settings, self._store, as_faults(faults, seed), hostile or Hostile())
@@ -365,6 +392,24 @@ class GesEmulator:
         """The job-status reply for a job, as the API would give it."""
         return self._store.job(graph_id, job_id)
 
+    def jobs(self, graph_name: str | None = None, status: str | None = None) -> list[WireDict]:
+        """Every job, oldest first, as the job-status reply shows it (optionally filtered)."""
+        return self._store.jobs(graph_name, status)
+
+    def graph(self, graph_id: str) -> WireDict:
+        """The graph as ``GET /v1.0/{project_id}/graphs/{graph_id}`` shows it (deleted: GesError)."""
+        return self._store.show_graph(graph_id)
+
+    def fail_next_job(self, graph_id: str | None = None, reason: str | None = None) -> None:
+        """Make the next job (backup, stop or start) of ``graph_id``, or of any graph, fail with
+        ``reason`` as its ``failReason``; calls queue up, one failure per job."""
+        self._store.fail_next_job(graph_id, reason)
+
+    @property
+    def restores(self) -> list[tuple[str, str]]:
+        """``(graph_id, backup_id)`` of every start-from-backup the API accepted, oldest first."""
+        return self._store.restores()
+
     # --- auth, faults, counters -------------------------------------------------------------------
 
     def issue_token(self) -> str:
@@ -380,29 +425,12 @@ class GesEmulator:
         """Expire every token issued so far; GES calls with them get 401 ``token expires``."""
         self._store.expire_tokens()
 
-    @property
-    def token_ttl(self) -> float:
-        return self._store.token_ttl
-
-    @token_ttl.setter
-    def token_ttl(self, seconds: float) -> None:
-        self._store.token_ttl = seconds
-
-    @property
-    def backup_duration(self) -> float:
-        return self._store.backup_duration
-
-    @backup_duration.setter
-    def backup_duration(self, seconds: float) -> None:
-        self._store.backup_duration = seconds
-
-    @property
-    def backup_outcome(self) -> str:
-        return self._store.backup_outcome
-
-    @backup_outcome.setter
-    def backup_outcome(self, status: Literal["success", "failed"]) -> None:
-        self._store.backup_outcome = status
+    token_ttl = _StoreSetting[float]("Lifetime of new tokens, seconds.")
+    backup_duration = _StoreSetting[float]("Seconds a backup created through the API runs.")
+    backup_outcome = _StoreSetting[Literal["success", "failed"]]("How backups created through the API end.")
+    backup_quota = _StoreSetting[int | None]("Backups a graph may have before create is 400 GES.7019.")
+    graph_action_duration = _StoreSetting[float]("Seconds a graph takes to stop or start.")
+    job_pending = _StoreSetting[float]("Seconds a new job shows ``pending`` before ``running``.")
 
     @property
     def max_limit(self) -> int | None:

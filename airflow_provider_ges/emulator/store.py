@@ -1,8 +1,12 @@
 """The emulator's state: graphs, backups, jobs, tokens and counters, behind one lock.
 
 Backups keep insertion order (generated data oldest first; new backups go last), and each one's JSON
-is cached until it changes. Scheduled status changes are applied lazily, on the next access after
-they fall due, with the end time they would have had.
+is cached until it changes. Scheduled changes (a backup ending, a graph finishing a stop or start)
+are applied lazily, on the next access after they fall due, with the end time they would have had.
+
+Graph states: a graph shows 903 (backing up) while one of its backups is ``backing_up`` (it is
+stored as 200); stop moves 200 -> 901 -> 900 and start 900 -> 920 -> 200, each taking
+``graph_action_duration``. A failed stop leaves the graph running (200), a failed start stopped (900).
 """
 
 from __future__ import annotations
@@ -14,13 +18,17 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .data import (
+    BACKING_UP_GRAPH_STATUS,
     BACKUP_STATUSES,
     DELETED_GRAPH_STATUS,
     RUNNING_GRAPH_STATUS,
+    STARTING_GRAPH_STATUS,
+    STOPPED_GRAPH_STATUS,
+    STOPPING_GRAPH_STATUS,
     WireDict,
     format_utc,
     make_backup,
@@ -38,6 +46,9 @@ ENDPOINTS = (
     "create_backup",
     "delete_backup",
     "show_job",
+    "list_jobs",
+    "show_graph",
+    "graph_action",
 )
 COUNTERS = (
     "requests",
@@ -49,6 +60,12 @@ COUNTERS = (
     *(f"fault_{kind}" for kind in FAULT_KINDS),
 )
 _JOB_STATUS = {"backing_up": "running", "success": "success", "failed": "failed"}
+#: action: (the status it starts from, the status while it runs, where it ends, the job's name)
+_ACTIONS = {
+    "stop": (RUNNING_GRAPH_STATUS, STOPPING_GRAPH_STATUS, STOPPED_GRAPH_STATUS, "StopGraph"),
+    "start": (STOPPED_GRAPH_STATUS, STARTING_GRAPH_STATUS, RUNNING_GRAPH_STATUS, "StartGraph"),
+}
+GRAPH_ACTIONS = tuple(_ACTIONS)
 _MAX_CACHED_PAGES = 1024
 _TOKEN_BYTES = 1536  # about 2 KB of text, the order of a real IAM token
 
@@ -61,6 +78,17 @@ class GesError(Exception):
         self.code, self.message, self.status = code, message, status
 
 
+def _refusal(action: str, status: str) -> GesError:
+    """Why a graph in ``status`` cannot be stopped or started."""
+    if status == BACKING_UP_GRAPH_STATUS:
+        return GesError("GES.7002", "The graph is being backed up.")
+    if status == STOPPING_GRAPH_STATUS or (action == "stop" and status == STOPPED_GRAPH_STATUS):
+        return GesError("GES.7003", "The graph is being stopped or is stopped.")
+    if action == "stop":
+        return GesError("GES.7001", "The graph is not running.")
+    return GesError("GES.7015", f"The graph is not stopped (status {status}).")
+
+
 class TokenError(LookupError):
     """A token that is unknown or expired; the message is the gateway's reason."""
 
@@ -69,11 +97,13 @@ class TokenError(LookupError):
 class _Job:
     job_id: str
     graph_id: str
-    backup_id: str
+    name: str
     begin_ms: int
+    running_at: float  # monotonic time it stops showing "pending"
+    reason: str  # its failReason, should it fail
+    fails: bool = False  # a failure was injected (fail_next_job)
     status: str = "running"
     end_ms: int | None = None
-    fail_reason: str | None = None
 
 
 def _now_ms() -> int:
@@ -92,10 +122,16 @@ class Store:
         backup_duration: float = 5.0,
         backup_outcome: str = "success",
         token_ttl: float = 86_400.0,
+        backup_quota: int | None = None,
+        graph_action_duration: float = 0.5,
+        job_pending: float = 0.0,
     ) -> None:
         self.backup_duration = backup_duration
         self.backup_outcome = backup_outcome
         self.token_ttl = token_ttl
+        self.backup_quota = backup_quota
+        self.graph_action_duration = graph_action_duration
+        self.job_pending = job_pending
         self._lock = threading.RLock()
         self._rng = random.Random(seed + 1)
         self._graphs: dict[str, WireDict] = {}
@@ -104,9 +140,13 @@ class Store:
         self._ids_by_graph: dict[str, list[str]] = {}
         self._blobs: dict[str, bytes] = {}
         self._pages: dict[tuple[str | None, int, int], tuple[int, bytes]] = {}
-        self._pending: dict[str, tuple[float, str]] = {}
+        self._running: dict[str, set[str]] = {}  # graph ID -> its backing_up backups
+        self._timers: dict[tuple[str, str], tuple[float, Callable[[int], None]]] = {}
         self._next_due = math.inf
         self._jobs: dict[str, _Job] = {}
+        self._backup_jobs: dict[str, _Job] = {}
+        self._failures: list[tuple[str | None, str | None]] = []
+        self._restores: list[tuple[str, str]] = []
         self._tokens: dict[str, tuple[str, float]] = {}
         self._counters = dict.fromkeys(COUNTERS, 0)
         for graph in graphs:
@@ -137,15 +177,30 @@ class Store:
                 raise ValueError(f"graph {graph['id']!r} already exists")
             self._graphs[graph["id"]] = copy.deepcopy(graph)
             self._ids_by_graph.setdefault(graph["id"], [])
-            return copy.deepcopy(graph)
+            self._running.setdefault(graph["id"], set())
+            return self._view(self._graphs[graph["id"]])
 
     def find_graph(self, id_or_name: str) -> WireDict | None:
         """A copy of the graph with this ID, else of the live one with this name (else a deleted one)."""
         with self._lock:
+            self._apply_due()
             named = [g for g in self._graphs.values() if g["name"] == id_or_name]
             live = [g for g in named if g["status"] != DELETED_GRAPH_STATUS]
             graph = self._graphs.get(id_or_name) or next(iter(live + named), None)
-            return copy.deepcopy(graph)
+            return None if graph is None else self._view(graph)
+
+    def show_graph(self, graph_id: str) -> WireDict:
+        """The graph as ``GET /graphs/{graph_id}`` shows it (unknown or deleted: GES.7000)."""
+        with self._lock:
+            self._apply_due()
+            return self._view(self._live_graph(graph_id))
+
+    def _view(self, graph: WireDict) -> WireDict:
+        """A copy of a stored graph as the API shows it: 903 while one of its backups runs."""
+        view = copy.deepcopy(graph)
+        if view["status"] == RUNNING_GRAPH_STATUS and self._running[graph["id"]]:
+            view["status"] = BACKING_UP_GRAPH_STATUS
+        return view
 
     def delete_graph(self, graph_id: str) -> None:
         """Delete a graph: it leaves the graph list, its own listing answers GES.7000, and its
@@ -159,7 +214,8 @@ class Store:
     def live_graphs(self) -> list[WireDict]:
         """Copies of the graphs that are not deleted, in insertion order."""
         with self._lock:
-            return [copy.deepcopy(g) for g in self._graphs.values() if g["status"] != DELETED_GRAPH_STATUS]
+            self._apply_due()
+            return [self._view(g) for g in self._graphs.values() if g["status"] != DELETED_GRAPH_STATUS]
 
     def _live_graph(self, graph_id: str) -> WireDict:
         graph = self._graphs.get(graph_id)
@@ -185,6 +241,8 @@ class Store:
             self._pages.clear()
             self._ids.append(backup_id)
             self._ids_by_graph[graph_id].append(backup_id)
+            if backup.get("status") == "backing_up":
+                self._running[graph_id].add(backup_id)
             return copy.deepcopy(backup)
 
     def backups(self, graph_id: str | None = None) -> list[WireDict]:
@@ -216,7 +274,7 @@ class Store:
         with self._lock:
             self._apply_due()
             self._get_backup(backup_id)
-            self._pending.pop(backup_id, None)
+            self._timers.pop(("backup", backup_id), None)
             self._set_status(backup_id, status, _now_ms())
             return copy.deepcopy(self._backups[backup_id])
 
@@ -227,9 +285,9 @@ class Store:
             self._get_backup(backup_id)
             if status not in BACKUP_STATUSES:
                 raise ValueError(f"backup status must be one of {BACKUP_STATUSES}, not {status!r}")
-            due = time.monotonic() + seconds
-            self._pending[backup_id] = (due, status)
-            self._next_due = min(self._next_due, due)
+            self._schedule(
+                ("backup", backup_id), seconds, lambda end_ms: self._set_status(backup_id, status, end_ms)
+            )
 
     def remove_backup(self, backup_id: str) -> None:
         with self._lock:
@@ -238,20 +296,23 @@ class Store:
             del self._backups[backup_id]
             self._ids.remove(backup_id)
             self._ids_by_graph[backup["graphId"]].remove(backup_id)
+            self._running[backup["graphId"]].discard(backup_id)
             self._changed(backup_id)
-            self._pending.pop(backup_id, None)
-            for job in self._jobs.values():
-                if job.backup_id == backup_id and job.status == "running":
-                    job.status, job.end_ms, job.fail_reason = "failed", _now_ms(), "The backup was deleted."
+            self._timers.pop(("backup", backup_id), None)
+            job = self._backup_jobs.pop(backup_id, None)
+            if job is not None and job.status == "running":
+                job.status, job.end_ms, job.reason = "failed", _now_ms(), "The backup was deleted."
 
     def delete_backup(self, graph_id: str, backup_id: str) -> None:
-        """The API's delete: the graph must be known (deleted graphs too, backups outlive them)."""
+        """The API's delete: the graph must be known (deleted graphs too, backups outlive them);
+        a running backup is refused with GES.7002."""
         with self._lock:
+            self._apply_due()
             if graph_id not in self._graphs:
                 raise GesError("GES.7000", "The graph does not exist or has been deleted.")
-            backup = self._backups.get(backup_id)
-            if backup is None or backup["graphId"] != graph_id:
-                raise GesError("GES.7024", "The backup does not exist.")
+            self._graph_backup(graph_id, backup_id)
+            if backup_id in self._running[graph_id]:
+                raise GesError("GES.7002", "The graph is being backed up.")
             self.remove_backup(backup_id)
 
     def create_backup(self, graph_id: str) -> str:
@@ -259,41 +320,118 @@ class Store:
         with self._lock:
             self._apply_due()
             graph = self._live_graph(graph_id)
+            if self._running[graph_id]:
+                raise GesError("GES.7002", "The graph is being backed up.")
             if graph["status"] != RUNNING_GRAPH_STATUS:
                 raise GesError("GES.7001", "The graph is not running.")
-            if any(self._backups[i]["status"] == "backing_up" for i in self._ids_by_graph[graph_id]):
-                raise GesError("GES.7002", "The graph is being backed up.")
-            start_ms = _now_ms()
+            quota = self.backup_quota
+            if quota is not None and len(self._ids_by_graph[graph_id]) >= quota:
+                raise GesError(
+                    "GES.7019", f"The number of backups of the graph has reached the quota ({quota})."
+                )
+            job = self._new_job(graph_id, "BackupGraph", "Backing up the graph failed.")
             backup = make_backup(
-                graph, backup_id=new_id(), method="manual", status="backing_up", start_ms=start_ms
+                graph, backup_id=new_id(), method="manual", status="backing_up", start_ms=job.begin_ms
             )
             self.add_backup(backup)
-            self.set_backup_status_later(backup["id"], self.backup_outcome, self.backup_duration)
-            job = _Job(new_id(), graph_id, backup["id"], start_ms)
-            self._jobs[job.job_id] = job
+            self._backup_jobs[backup["id"]] = job
+            outcome = "failed" if job.fails else self.backup_outcome
+            self.set_backup_status_later(backup["id"], outcome, self.backup_duration)
             return job.job_id
 
-    def job(self, graph_id: str, job_id: str) -> WireDict:
-        """The job-status reply for a backup job."""
+    def graph_action(self, graph_id: str, action: str, backup_id: str | None = None) -> str:
+        """Stop a running graph, or start a stopped one (from ``backup_id``, a successful backup of
+        it, when given); return the job ID."""
+        source, transit, target, name = _ACTIONS[action]
         with self._lock:
             self._apply_due()
             graph = self._live_graph(graph_id)
+            status = self._view(graph)["status"]
+            if status != source:
+                raise _refusal(action, status)
+            if backup_id is not None:
+                backup = self._graph_backup(graph_id, backup_id)
+                if backup["status"] != "success":
+                    message = f"The parameter graph_backup_id is invalid: the backup is {backup['status']}."
+                    raise GesError("GES.0001", message)
+                self._restores.append((graph_id, backup_id))
+            job = self._new_job(graph_id, name, f"{name} failed.")
+            graph["status"] = transit
+
+            def finish(end_ms: int) -> None:
+                if graph["status"] == transit:  # not deleted or changed meanwhile
+                    graph["status"] = source if job.fails else target
+                    if backup_id is not None and not job.fails:
+                        graph["restoredBackupId"] = backup_id
+                job.status, job.end_ms = ("failed" if job.fails else "success"), end_ms
+
+            self._schedule(("job", job.job_id), self.graph_action_duration, finish)
+            return job.job_id
+
+    def restores(self) -> list[tuple[str, str]]:
+        """``(graph_id, backup_id)`` of every start-from-backup accepted, oldest first."""
+        with self._lock:
+            return list(self._restores)
+
+    def fail_next_job(self, graph_id: str | None = None, reason: str | None = None) -> None:
+        """Make the next job (of ``graph_id``, or of any graph) fail, with ``reason`` as failReason."""
+        with self._lock:
+            self._failures.append((graph_id, reason))
+
+    def _new_job(self, graph_id: str, name: str, reason: str) -> _Job:
+        job = _Job(new_id(), graph_id, name, _now_ms(), time.monotonic() + self.job_pending, reason)
+        for index, (wanted, injected) in enumerate(self._failures):
+            if wanted in (None, graph_id):
+                del self._failures[index]
+                job.fails, job.reason = True, injected or reason
+                break
+        self._jobs[job.job_id] = job
+        return job
+
+    def job(self, graph_id: str, job_id: str) -> WireDict:
+        """The job-status reply."""
+        with self._lock:
+            self._apply_due()
+            self._live_graph(graph_id)
             job = self._jobs.get(job_id)
             if job is None or job.graph_id != graph_id:
                 raise GesError("GES.8301", "The job does not exist.")
-            done = job.status != "running"
-            return {
-                "jobId": job.job_id,
-                "status": job.status,
-                "jobType": "GraphManagement",
-                "jobName": "BackupGraph",
-                "relatedGraph": graph["name"],
-                "beginTime": format_utc(job.begin_ms),
-                "endTime": format_utc(job.end_ms) if job.end_ms is not None else None,
-                "jobDetail": None,
-                "failReason": job.fail_reason,
-                "jobProgress": 1.0 if done else 0.0,
-            }
+            return self._job_view(job)
+
+    def jobs(self, graph_name: str | None = None, status: str | None = None) -> list[WireDict]:
+        """Every job (oldest first) as the job-status reply shows it, optionally filtered."""
+        with self._lock:
+            self._apply_due()
+            views = [self._job_view(job) for job in self._jobs.values()]
+        return [
+            view
+            for view in views
+            if graph_name in (None, view["relatedGraph"]) and status in (None, view["status"])
+        ]
+
+    def _job_view(self, job: _Job) -> WireDict:
+        status = job.status
+        if status == "running" and time.monotonic() < job.running_at:
+            status = "pending"
+        done = status in ("success", "failed")
+        return {
+            "jobId": job.job_id,
+            "status": status,
+            "jobType": "GraphManagement",
+            "jobName": job.name,
+            "relatedGraph": self._graphs[job.graph_id]["name"],
+            "beginTime": format_utc(job.begin_ms),
+            "endTime": format_utc(job.end_ms) if job.end_ms is not None else None,
+            "jobDetail": None,
+            "failReason": job.reason if status == "failed" else None,
+            "jobProgress": 1.0 if done else 0.0,
+        }
+
+    def _graph_backup(self, graph_id: str, backup_id: str) -> WireDict:
+        backup = self._backups.get(backup_id)
+        if backup is None or backup["graphId"] != graph_id:
+            raise GesError("GES.7024", "The backup does not exist.")
+        return backup
 
     def _scope(self, graph_id: str | None) -> list[str]:
         return self._ids if graph_id is None else self._ids_by_graph.get(graph_id, [])
@@ -321,22 +459,29 @@ class Store:
             return
         set_status(backup, status, end_ms=end_ms, size=random_size(self._rng))
         self._changed(backup_id)
-        for job in self._jobs.values():
-            if job.backup_id == backup_id:
-                job.status = _JOB_STATUS[status]
-                job.end_ms = None if status == "backing_up" else backup["endTimestamp"]
-                job.fail_reason = "Backing up the graph failed." if status == "failed" else None
+        running = self._running[backup["graphId"]]
+        (running.add if status == "backing_up" else running.discard)(backup_id)
+        job = self._backup_jobs.get(backup_id)
+        if job is not None:
+            job.status = _JOB_STATUS[status]
+            job.end_ms = None if status == "backing_up" else backup["endTimestamp"]
+
+    def _schedule(self, key: tuple[str, str], seconds: float, action: Callable[[int], None]) -> None:
+        """Run ``action(end_ms)`` (replacing any scheduled under ``key``) ``seconds`` from now."""
+        due = time.monotonic() + seconds
+        self._timers[key] = (due, action)
+        self._next_due = min(self._next_due, due)
 
     def _apply_due(self) -> None:
         now = time.monotonic()
         if self._next_due > now:
             return
         now_ms = _now_ms()
-        for backup_id, (due, status) in list(self._pending.items()):
-            if due <= now:
-                del self._pending[backup_id]
-                self._set_status(backup_id, status, now_ms - int((now - due) * 1000))
-        self._next_due = min((due for due, _ in self._pending.values()), default=math.inf)
+        due_now = sorted((due, key) for key, (due, _) in self._timers.items() if due <= now)
+        for due, key in due_now:
+            action = self._timers.pop(key)[1]
+            action(now_ms - int((now - due) * 1000))
+        self._next_due = min((due for due, _ in self._timers.values()), default=math.inf)
 
     # --- tokens -----------------------------------------------------------------------------------
 
