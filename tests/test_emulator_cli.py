@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -120,3 +121,65 @@ def test_bad_fault_spec_is_a_usage_error() -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert "unknown fault kind" in done.stderr
+
+
+# --- the ctl CLI against a CLI server -----------------------------------------------------------------
+
+
+def ctl(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "GES_EMULATOR_URL"}
+    if url is not None:
+        env["GES_EMULATOR_URL"] = url
+    cmd = [sys.executable, "-m", "airflow_provider_ges.emulator", "ctl", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_ctl_steers_a_cli_server(cli: type[Cli]) -> None:
+    run = cli("--control", "--backups", "6", "--backup-duration", "0.1")
+    url = run.conn["host"]
+    added = ctl("--url", url, "add-backup", "--graph", "movies", "--status", "backing_up")
+    assert added.returncode == 0, added.stderr
+    backup = json.loads(added.stdout)
+    assert backup["graph_name"] == "movies" and backup["status"] == "backing_up"
+    listed = run.list_backups(limit=100).json()["backupList"]
+    assert listed[-1] == backup and len(listed) == 7
+    done = ctl("set-status", backup["id"], "success", url=url)  # the URL from the environment
+    assert done.returncode == 0 and json.loads(done.stdout)["status"] == "success"
+    graph = json.loads(ctl("add-graph", "extra_graph", "--id", "g-1", url=url).stdout)
+    assert graph["id"] == "g-1" and graph["name"] == "extra_graph"
+    assert (
+        json.loads(ctl("fail-next-job", "--graph", "g-1", "--reason", "boom", url=url).stdout)["reason"]
+        == "boom"
+    )
+    assert json.loads(ctl("faults", "503:every=1", url=url).stdout) == {"spec": "503:every=1"}
+    assert run.list_backups().status_code == 503
+    assert ctl("faults", "", url=url).returncode == 0
+    assert json.loads(ctl("delete-graph", "extra_graph", url=url).stdout) == {"id": "g-1"}
+    stats = json.loads(ctl("stats", url=url).stdout)
+    assert stats["list_backups"] == 2 and stats["tokens_issued"] == 2
+    missing = ctl("set-status", "nope", "success", url=url)
+    assert (missing.returncode, missing.stdout, missing.stderr) == (2, "", "error: no backup 'nope'\n")
+    assert run.stop() == 0
+
+
+def test_ctl_errors(cli: type[Cli]) -> None:
+    run = cli()  # no --control
+    disabled = ctl("stats", url=run.conn["host"])
+    assert disabled.returncode == 2 and "control API is disabled" in disabled.stderr
+    assert "Traceback" not in disabled.stderr
+    run.stop()
+    gone = ctl("stats", url=run.conn["host"])
+    assert gone.returncode == 2 and gone.stderr.startswith(
+        f"error: the emulator at {run.conn['host']} is not reachable"
+    )
+    assert "Traceback" not in gone.stderr
+    usage = ctl("set-status", "some-id", "finished", url=run.conn["host"])
+    assert usage.returncode == 2 and "invalid choice" in usage.stderr
+
+
+def test_cli_serves_a_movies_graph(cli: type[Cli]) -> None:
+    run = cli("--graphs", "2")
+    url = f"{run.conn['host']}/v1.0/{run.conn['extra']['project_id']}/graphs"
+    graphs = requests.get(url, headers={"X-Auth-Token": run.token()}, timeout=5).json()["graphs"]
+    assert [g["name"] for g in graphs][:1] == ["movies"] and len(graphs) == 2
+    assert run.stop() == 0

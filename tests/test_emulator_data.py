@@ -111,3 +111,13 @@ def test_generated_data_looks_real() -> None:
 def test_emulator_now_pins_the_data() -> None:
     now = datetime(2024, 5, 23, 12, 0, tzinfo=timezone.utc)
     assert GesEmulator(seed=3, now=now).backups() == GesEmulator(seed=3, now=now).backups()
+
+
+def test_names_rename_only_the_first_graphs() -> None:
+    plain_graphs, plain_backups = generate(3, 9, seed=4, now_ms=NOW_MS, region="r")
+    graphs, backups = generate(3, 9, seed=4, now_ms=NOW_MS, region="r", names=["movies"])
+    assert [g["name"] for g in graphs] == ["movies", *(g["name"] for g in plain_graphs[1:])]
+    assert [g["id"] for g in graphs] == [g["id"] for g in plain_graphs]
+    assert [b["graph_name"] for b in backups if b["graphId"] == graphs[0]["id"]] == ["movies"] * 3
+    assert [b["id"] for b in backups] == [b["id"] for b in plain_backups]
+    assert GesEmulator(graphs=2, graph_names=("a_graph", "b_graph", "c_graph")).find_graph("b_graph")

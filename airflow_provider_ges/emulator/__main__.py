@@ -1,7 +1,8 @@
 """``python -m airflow_provider_ges.emulator``: serve a local GES + IAM until SIGINT/SIGTERM.
 
 Prints the Airflow connection to use as an ``AIRFLOW_CONN_GES_DEFAULT='...'`` line (comment lines start
-with ``#``), so ``eval "$(... | grep ^AIRFLOW_CONN)"``-style use works.
+with ``#``), so ``eval "$(... | grep ^AIRFLOW_CONN)"``-style use works. ``... emulator ctl ...`` steers
+a running one instead (see :mod:`.ctl`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from . import ctl
 from . import defaults as d
 from .faults import Hostile, parse_faults
 from .server import GesEmulator
@@ -30,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--host", default=d.DEFAULT_HOST, help="address to listen on (default %(default)s)")
     add("--port", type=int, default=8080, help="port; 0 picks a free one (default %(default)s)")
     add("--graphs", type=int, default=d.DEFAULT_GRAPHS, help="graphs to generate (default %(default)s)")
+    add(
+        "--graph-names",
+        default="movies",
+        help="comma-separated names of the first graphs (default %(default)s)",
+    )
     add("--backups", type=int, default=d.DEFAULT_BACKUPS, help="backups to generate (default %(default)s)")
     add("--seed", type=int, default=d.DEFAULT_SEED, help="seed for data and random faults")
     add("--data", metavar="FILE", help="JSON list-backups response or list of backups to serve instead")
@@ -37,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--token-ttl", type=float, default=d.DEFAULT_TOKEN_TTL, help="token lifetime, seconds")
     add("--backup-duration", type=float, default=d.DEFAULT_BACKUP_DURATION, help="seconds a new backup runs")
     add("--backup-outcome", choices=("success", "failed"), default="success", help="how new backups end")
+    add("--backup-quota", type=int, metavar="N", help="backups a graph may have before create is refused")
+    add(
+        "--graph-action-duration",
+        type=float,
+        default=d.DEFAULT_GRAPH_ACTION_DURATION,
+        help="seconds a stop/start runs",
+    )
+    add("--control", action="store_true", help="serve the control API (/__emulator__/..., loopback only)")
     add("--max-limit", type=int, metavar="N", help="refuse list calls with a limit over N")
     add("--user", default=d.DEFAULT_USER)
     add("--password", default=d.DEFAULT_PASSWORD)
@@ -55,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["ctl"]:
+        return ctl.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -82,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         max_limit=args.max_limit,
+        backup_quota=args.backup_quota,
+        graph_action_duration=args.graph_action_duration,
+        graph_names=[name for name in args.graph_names.split(",") if name],
+        control=args.control,
     )
     stop = threading.Event()
 
@@ -97,7 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(emulator.graphs())} graphs, {len(emulator.backups())} backups. Stop with Ctrl-C."
         )
         print(f"{env}={shlex.quote(json.dumps(emulator.connection()))}")
-        print(f"# AK/SK instead: {env}={shlex.quote(json.dumps(emulator.connection('aksk')))}", flush=True)
+        print(f"# AK/SK instead: {env}={shlex.quote(json.dumps(emulator.connection('aksk')))}")
+        if args.control:
+            print(f"# Control API on: GES_EMULATOR_URL={emulator.url} python -m {__package__} ctl --help")
+        sys.stdout.flush()
         stop.wait()
     return 0
 

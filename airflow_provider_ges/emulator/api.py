@@ -1,12 +1,15 @@
 """What the emulator answers: routing, faults, authentication and the GES and IAM replies (no sockets).
 
-Checks run in this order: route (unknown path or method: 404 ``APIGW.0101``), faults, authentication
+Control calls (under ``CONTROL_PREFIX``, see :mod:`.control`) skip all of this: they are served
+only when a control handler is set and only to loopback clients (else 403). GES and IAM checks run
+in this order: route (unknown path or method: 404 ``APIGW.0101``), faults, authentication
 (401 ``APIGW.0301``), project (403 ``GES.0001`` when the path's project is not the one the token or AK
 belongs to), then the call itself (GES errors are HTTP 400 ``{"errorCode", "errorMessage"}``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
 import os
@@ -27,6 +30,9 @@ JSON_TYPE = "application/json;charset=UTF-8"
 HTML_TYPE = "text/html;charset=UTF-8"
 LIST_ENDPOINTS = frozenset({"list_backups", "list_graph_backups", "list_graphs", "list_jobs"})
 DEFAULT_LIMIT = 10
+CONTROL_PREFIX = "/__emulator__"
+CONTROL_DISABLED = "The emulator's control API is disabled: start it with control=True (CLI: --control)."
+CONTROL_LOOPBACK_ONLY = "The emulator's control API answers loopback clients only."
 
 _HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>Service notice</title></head>"
@@ -84,13 +90,15 @@ class Settings:
 
 @dataclass(frozen=True)
 class Request:
-    """A request as received: raw path and query, header names in lower case, values decoded."""
+    """A request as received: raw path and query, header names in lower case, values decoded, and
+    the client's address."""
 
     method: str
     path: str
     query: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    client: str = ""
 
 
 @dataclass
@@ -101,16 +109,16 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _json(status: int, payload: Any, **headers: str) -> Response:
+def json_reply(status: int, payload: Any, **headers: str) -> Response:
     return Response(status, json.dumps(payload, separators=(",", ":")).encode(), headers=headers)
 
 
 def ges_error(status: int, code: str, message: str) -> Response:
-    return _json(status, {"errorCode": code, "errorMessage": message})
+    return json_reply(status, {"errorCode": code, "errorMessage": message})
 
 
 def iam_error(status: int, message: str, title: str) -> Response:
-    return _json(status, {"error": {"code": status, "message": message, "title": title}})
+    return json_reply(status, {"error": {"code": status, "message": message, "title": title}})
 
 
 def _iso_z(epoch: float) -> str:
@@ -130,17 +138,18 @@ class GesApi:
         self.hostile = hostile
         self.stopping = threading.Event()
         self.max_limit: int | None = None
+        self.control: Callable[[Request], Response] | None = None
         self._plan = FaultPlan(faults)
         self._list_calls = itertools.count(1)
         self._handlers: dict[str, Callable[[Request, dict[str, str]], Response]] = {
             "list_backups": lambda req, p: self._list_backups(req, None),
             "list_graph_backups": lambda req, p: self._list_backups(req, p["graph"]),
             "list_graphs": lambda req, p: self._list_graphs(req),
-            "create_backup": lambda req, p: _json(200, {"jobId": self.store.create_backup(p["graph"])}),
+            "create_backup": lambda req, p: json_reply(200, {"jobId": self.store.create_backup(p["graph"])}),
             "delete_backup": self._delete_backup,
-            "show_job": lambda req, p: _json(200, self.store.job(p["graph"], p["job"])),
+            "show_job": lambda req, p: json_reply(200, self.store.job(p["graph"], p["job"])),
             "list_jobs": lambda req, p: self._list_jobs(req),
-            "show_graph": lambda req, p: _json(200, {"graph": self.store.show_graph(p["graph"])}),
+            "show_graph": lambda req, p: json_reply(200, {"graph": self.store.show_graph(p["graph"])}),
             "graph_action": self._graph_action,
         }
 
@@ -155,6 +164,8 @@ class GesApi:
         return response
 
     def _handle(self, req: Request, request_id: str) -> Response | None:
+        if req.path.startswith(CONTROL_PREFIX + "/"):
+            return self._control(req)
         route = self._route(req)
         if route is None:
             self.store.count("requests", "not_found")
@@ -190,6 +201,18 @@ class GesApi:
         except GesError as exc:
             return ges_error(exc.status, exc.code, exc.message)
 
+    def _control(self, req: Request) -> Response:
+        if self.control is None:
+            return json_reply(403, {"error": CONTROL_DISABLED})
+        try:
+            address = ipaddress.ip_address(req.client)
+        except ValueError:
+            return json_reply(403, {"error": CONTROL_LOOPBACK_ONLY})
+        mapped = getattr(address, "ipv4_mapped", None)  # "::ffff:127.0.0.1" on a dual-stack socket
+        if not (mapped or address).is_loopback:
+            return json_reply(403, {"error": CONTROL_LOOPBACK_ONLY})
+        return self.control(req)
+
     @staticmethod
     def _route(req: Request) -> tuple[str, dict[str, str]] | None:
         for method, pattern, name in _ROUTES:
@@ -218,7 +241,7 @@ class GesApi:
 
     @staticmethod
     def _gateway_error(status: int, code: str, message: str, request_id: str) -> Response:
-        return _json(status, {"error_code": code, "error_msg": message, "request_id": request_id})
+        return json_reply(status, {"error_code": code, "error_msg": message, "request_id": request_id})
 
     # --- auth -------------------------------------------------------------------------------------
 
@@ -282,7 +305,7 @@ class GesApi:
         }
         if dict(parse_qsl(req.query)).get("nocatalog") != "true":
             body["catalog"] = []
-        return _json(201, {"token": body}, **{"X-Subject-Token": token})
+        return json_reply(201, {"token": body}, **{"X-Subject-Token": token})
 
     # --- GES calls --------------------------------------------------------------------------------
 
@@ -325,13 +348,13 @@ class GesApi:
     def _list_graphs(self, req: Request) -> Response:
         offset, limit = self._page(req)
         graphs = self.store.live_graphs()
-        return _json(200, {"graphCount": len(graphs), "graphs": graphs[offset : offset + limit]})
+        return json_reply(200, {"graphCount": len(graphs), "graphs": graphs[offset : offset + limit]})
 
     def _list_jobs(self, req: Request) -> Response:
         offset, limit = self._page(req)
         params = dict(parse_qsl(req.query))
         jobs = self.store.jobs(params.get("graph_name"), params.get("status"))
-        return _json(200, {"jobCount": len(jobs), "jobList": jobs[offset : offset + limit]})
+        return json_reply(200, {"jobCount": len(jobs), "jobList": jobs[offset : offset + limit]})
 
     def _graph_action(self, req: Request, params: dict[str, str]) -> Response:
         action = dict(parse_qsl(req.query)).get("action_id")
@@ -346,8 +369,8 @@ class GesApi:
             backup_id = body.get("graph_backup_id") if isinstance(body, dict) else None
             if not isinstance(backup_id, (str, type(None))):
                 raise GesError("GES.0001", "The parameter graph_backup_id is invalid: it must be a string.")
-        return _json(200, {"jobId": self.store.graph_action(params["graph"], action, backup_id or None)})
+        return json_reply(200, {"jobId": self.store.graph_action(params["graph"], action, backup_id or None)})
 
     def _delete_backup(self, req: Request, params: dict[str, str]) -> Response:
         self.store.delete_backup(params["graph"], params["backup"])
-        return _json(200, {})
+        return json_reply(200, {})

@@ -162,19 +162,21 @@ def random_size(rng: random.Random) -> int:
 
 
 def generate(
-    graphs: int, backups: int, *, seed: int, now_ms: int, region: str
+    graphs: int, backups: int, *, seed: int, now_ms: int, region: str, names: Sequence[str] = ()
 ) -> tuple[list[WireDict], list[WireDict]]:
     """``graphs`` running graphs and ``backups`` finished backups over the 30 days before ``now_ms``.
 
     The same arguments give the same data. Backups are spread over the graphs in turn, come back
-    oldest first, are ~70% automatic, ~8% failed.
+    oldest first, are ~70% automatic, ~8% failed. ``names`` name the first graphs (the data is
+    otherwise the same as without them).
     """
     if graphs < 1 and backups > 0:
         raise ValueError("backups need at least one graph")
     rng = random.Random(seed)
+    generated = (f"{rng.choice(_WORDS)}_{rng.choice(_KINDS)}_{index:02d}" for index in range(graphs))
     graph_list = [
         make_graph(
-            f"{rng.choice(_WORDS)}_{rng.choice(_KINDS)}_{index:02d}",
+            names[index] if index < len(names) else name,
             graph_id=new_id(rng),
             region=region,
             created_ms=now_ms - 90 * 86_400_000 + rng.randrange(86_400_000),
@@ -183,7 +185,7 @@ def generate(
             arch=rng.choice(("x86_64", "x86_64", "aarch64")),
             encrypted=rng.random() < 0.2,
         )
-        for index in range(graphs)
+        for index, name in enumerate(generated)
     ]
     specs = []
     for index in range(backups):

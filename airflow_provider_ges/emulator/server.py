@@ -18,6 +18,7 @@ from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from . import defaults as d
 from .api import GesApi, Request, Response, Settings
+from .control import Control
 from .data import WireDict, generate, load, make_backup, make_graph, new_id
 from .faults import FaultRule, Faults, Hostile, as_faults
 from .store import Store
@@ -124,7 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path, _, query = self.path.partition("?")
         try:
-            response = self._server.api.handle(Request(self.command, path, query, self.fields, body))
+            request = Request(self.command, path, query, self.fields, body, self.client_address[0])
+            response = self._server.api.handle(request)
         except Exception:
             log.exception("emulator failed on %s %s", self.command, self.path)
             response = Response(500, b'{"error_code":"APIGW.0002","error_msg":"Internal server error"}')
@@ -208,6 +210,8 @@ class GesEmulator:
         backup_quota: int | None = None,
         graph_action_duration: float = d.DEFAULT_GRAPH_ACTION_DURATION,
         job_pending: float = 0.0,
+        graph_names: Sequence[str] = (),
+        control: bool = False,
     ) -> None:
         self.user, self.password, self.domain = user, password, domain
         self.project_id, self.region, self.ak, self.sk = project_id, region, ak, sk
@@ -216,7 +220,9 @@ class GesEmulator:
             graph_list, backup_list = load(data, region=region)
         else:
             now_ms = int((now or datetime.now(timezone.utc)).timestamp() * 1000)
-            graph_list, backup_list = generate(graphs, backups, seed=seed, now_ms=now_ms, region=region)
+            graph_list, backup_list = generate(
+                graphs, backups, seed=seed, now_ms=now_ms, region=region, names=graph_names
+            )
         self._store = Store(
             graph_list,
             backup_list,
@@ -231,6 +237,7 @@ class GesEmulator:
         settings = Settings(user, password, domain, project_id, region, ak, sk, max_clock_skew)
         self._api = GesApi(settings, self._store, as_faults(faults, seed), hostile or Hostile())
         self.max_limit = max_limit
+        self._api.control = Control(self).handle if control else None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -342,6 +349,10 @@ class GesEmulator:
         )
         graph.update(fields)
         return self._store.add_graph(graph)
+
+    def find_graph(self, id_or_name: str) -> WireDict | None:
+        """The graph with this ID, else the live one with this name (else a deleted one), or None."""
+        return self._store.find_graph(id_or_name)
 
     def delete_graph(self, graph_id: str) -> None:
         """Delete a graph (its backups stay, as GES keeps them; see ``GesStore.delete_graph``)."""

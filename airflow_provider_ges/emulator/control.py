@@ -1,0 +1,152 @@
+"""The control API: steer a running emulator over HTTP, from another process.
+
+Served under ``/__emulator__/`` (a path no real GES uses) only by an emulator started with
+``control=True`` (CLI ``--control``) and only to loopback clients, else 403 (see :mod:`.api`). No
+token, no faults, not counted. Bodies and replies are JSON; errors are ``{"error": message}``
+(400 bad request, 404 unknown graph, backup or call). Graphs are named by ID or name.
+
+- ``GET stats`` -> the counters
+- ``POST graphs`` ``{name?, graph_id?, status?}`` -> the graph
+- ``DELETE graphs/{graph}`` -> ``{"id": ...}``
+- ``POST backups`` ``{graph, status?, method?, start?, duration?, size?, backup_id?}`` -> the
+  backup (``start``: ISO 8601, UTC unless it has a zone, or epoch ms)
+- ``PUT backups/{backup_id}/status`` ``{status}`` -> the backup
+- ``PUT faults`` ``{spec}`` (the ``--faults`` syntax; "" for none) -> ``{spec}``
+- ``POST fail-next-job`` ``{graph?, reason?}`` -> ``{graph_id, reason}``
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from .api import CONTROL_PREFIX, Request, Response, json_reply
+from .store import GesError
+
+if TYPE_CHECKING:
+    from .server import GesEmulator
+
+
+class ControlError(Exception):
+    """A refused control call: ``{"error": message}`` with HTTP ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...] = str, default: Any = None) -> Any:
+    """``body[name]`` checked against ``kind``; ``default`` when absent (``...``: required)."""
+    value = body.get(name)
+    if value is None:
+        if default is ...:
+            raise ControlError(400, f"field {name!r} is required")
+        return default
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ControlError(400, f"field {name!r} has the wrong type")
+    return value
+
+
+def parse_time(value: str | float) -> datetime:
+    """An ISO 8601 time (no zone: UTC; ``Z`` allowed) or epoch milliseconds."""
+    if not isinstance(value, str):
+        return datetime.fromtimestamp(value / 1000, timezone.utc)
+    try:
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except ValueError:
+        raise ControlError(400, f"field 'start' is not an ISO 8601 time: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class Control:
+    """Serves the control calls of one emulator."""
+
+    def __init__(self, emu: GesEmulator) -> None:
+        self.emu = emu
+        handlers: tuple[tuple[str, str, Callable[[dict[str, Any], dict[str, str]], Any]], ...] = (
+            ("GET", r"stats", lambda body, p: emu.counters),
+            ("POST", r"graphs", self._add_graph),
+            ("DELETE", r"graphs/(?P<graph>[^/]+)", self._delete_graph),
+            ("POST", r"backups", self._add_backup),
+            ("PUT", r"backups/(?P<backup>[^/]+)/status", self._set_status),
+            ("PUT", r"faults", self._set_faults),
+            ("POST", r"fail-next-job", self._fail_next_job),
+        )
+        self._routes = [
+            (method, re.compile(f"{CONTROL_PREFIX}/{path}/?"), run) for method, path, run in handlers
+        ]
+
+    def handle(self, req: Request) -> Response:
+        for method, pattern, run in self._routes:
+            match = pattern.fullmatch(req.path)
+            if match and req.method == method:
+                params = {key: unquote(value) for key, value in match.groupdict().items()}
+                try:
+                    return json_reply(200, run(self._body(req), params))
+                except ControlError as exc:
+                    return json_reply(exc.status, {"error": str(exc)})
+                except (GesError, ValueError) as exc:
+                    return json_reply(400, {"error": getattr(exc, "message", str(exc))})
+        return json_reply(404, {"error": f"unknown control call {req.method} {req.path}"})
+
+    @staticmethod
+    def _body(req: Request) -> dict[str, Any]:
+        if not req.body.strip():
+            return {}
+        try:
+            body = json.loads(req.body)
+        except ValueError:
+            raise ControlError(400, "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise ControlError(400, "the body must be a JSON object")
+        return body
+
+    def _graph_id(self, graph: str) -> str:
+        found = self.emu.find_graph(graph)
+        if found is None:
+            raise ControlError(404, f"no graph {graph!r}")
+        return str(found["id"])
+
+    def _add_graph(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        name, graph_id = _field(body, "name"), _field(body, "graph_id")
+        return self.emu.add_graph(name, graph_id=graph_id, status=_field(body, "status", default="200"))
+
+    def _delete_graph(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        graph_id = self._graph_id(params["graph"])
+        self.emu.delete_graph(graph_id)
+        return {"id": graph_id}
+
+    def _add_backup(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        graph_id = self._graph_id(_field(body, "graph", default=...))
+        start = _field(body, "start", (str, int, float))
+        return self.emu.add_backup(
+            graph_id,
+            status=_field(body, "status", default="success"),
+            method=_field(body, "method", default="manual"),
+            start=None if start is None else parse_time(start),
+            duration=_field(body, "duration", int, 60),
+            size=_field(body, "size", int, 128),
+            backup_id=_field(body, "backup_id"),
+        )
+
+    def _set_status(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        try:
+            return self.emu.set_backup_status(params["backup"], _field(body, "status", default=...))
+        except KeyError:
+            raise ControlError(404, f"no backup {params['backup']!r}") from None
+
+    def _set_faults(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        spec = _field(body, "spec", default="")
+        self.emu.set_faults(spec or None)
+        return {"spec": spec}
+
+    def _fail_next_job(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        graph = _field(body, "graph")
+        graph_id = None if graph is None else self._graph_id(graph)
+        reason = _field(body, "reason")
+        self.emu.fail_next_job(graph_id, reason)
+        return {"graph_id": graph_id, "reason": reason}

@@ -1,0 +1,117 @@
+"""``python -m airflow_provider_ges.emulator ctl ...``: steer a running emulator (started with
+``--control``) through its control API (:mod:`.control`). Prints the reply as JSON; exits 2 with a
+one-line message on any error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from .api import CONTROL_PREFIX
+from .data import BACKUP_METHODS, BACKUP_STATUSES
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class CtlError(Exception):
+    """What to tell the user before exiting 2."""
+
+
+def call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One control call; the reply's JSON, or :class:`CtlError` saying what went wrong."""
+    data = None if body is None else json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}{CONTROL_PREFIX}/{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return json.load(reply)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc)["error"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code} from {url}: is this a GES emulator?"
+        raise CtlError(message) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CtlError(f"the emulator at {url} is not reachable ({reason})") from None
+    except ValueError:
+        raise CtlError(f"the reply from {url} is not JSON: is this a GES emulator?") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_ges.emulator ctl",
+        description="Steer a running GES emulator (started with --control) through its control API.",
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("GES_EMULATOR_URL", DEFAULT_URL),
+        help="the emulator's base URL (default: $GES_EMULATOR_URL, else %(default)s)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = commands.add_parser("add-graph", help="add a running graph; prints it")
+    add.add_argument("name")
+    add.add_argument("--id", dest="graph_id", help="its ID (default: a new UUID)")
+    add.add_argument("--status", default="200", help="graph status code (default %(default)s; 400: deleted)")
+    delete = commands.add_parser("delete-graph", help="delete a graph (by ID or name); its backups stay")
+    delete.add_argument("graph")
+    backup = commands.add_parser("add-backup", help="add a backup; prints it")
+    backup.add_argument("--graph", required=True, help="graph ID or name")
+    backup.add_argument("--status", choices=BACKUP_STATUSES, default="success")
+    backup.add_argument("--method", choices=BACKUP_METHODS, default="manual")
+    backup.add_argument("--start", help="ISO 8601 start time, UTC unless zoned (default: duration ago)")
+    backup.add_argument("--duration", type=int, help="seconds (default 60)")
+    backup.add_argument("--size", type=int, help="MB (default 128)")
+    backup.add_argument("--id", dest="backup_id", help="its ID (default: a new UUID)")
+    status = commands.add_parser("set-status", help="change a backup's status now; prints the backup")
+    status.add_argument("backup_id")
+    status.add_argument("status", choices=BACKUP_STATUSES)
+    commands.add_parser("stats", help="print the counters")
+    faults = commands.add_parser("faults", help="replace the fault rules ('' for none)")
+    faults.add_argument("spec", help="the --faults syntax, e.g. '503:every=3'")
+    fail = commands.add_parser("fail-next-job", help="make the next backup/stop/start job fail")
+    fail.add_argument("--graph", help="only a job of this graph (ID or name)")
+    fail.add_argument("--reason", help="its failReason")
+    return parser
+
+
+def run(args: argparse.Namespace) -> Any:
+    """The control call a parsed command stands for."""
+    url, command = args.url, args.command
+    if command == "add-graph":
+        return call(
+            url, "POST", "graphs", {"name": args.name, "graph_id": args.graph_id, "status": args.status}
+        )
+    if command == "delete-graph":
+        return call(url, "DELETE", f"graphs/{quote(args.graph, safe='')}")
+    if command == "add-backup":
+        fields = ("graph", "status", "method", "start", "duration", "size", "backup_id")
+        return call(url, "POST", "backups", {name: getattr(args, name) for name in fields})
+    if command == "set-status":
+        return call(url, "PUT", f"backups/{quote(args.backup_id, safe='')}/status", {"status": args.status})
+    if command == "stats":
+        return call(url, "GET", "stats")
+    if command == "faults":
+        return call(url, "PUT", "faults", {"spec": args.spec})
+    return call(url, "POST", "fail-next-job", {"graph": args.graph, "reason": args.reason})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        print(json.dumps(run(args)))
+    except CtlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,128 @@
+"""The control API (``/__emulator__/...``), in-process (the ``ctl`` CLI: test_emulator_cli.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_ges.emulator import GesEmulator
+from airflow_provider_ges.emulator.api import Request
+
+from .test_emulator import Client, assert_ges_error
+
+
+def control(emu: GesEmulator, method: str, path: str, body: Any = None) -> requests.Response:
+    return requests.request(method, f"{emu.url}/__emulator__/{path}", json=body, timeout=5)
+
+
+def ok(emu: GesEmulator, method: str, path: str, body: Any = None) -> Any:
+    response = control(emu, method, path, body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def refused(response: requests.Response, status: int, text: str) -> None:
+    assert response.status_code == status, response.text
+    assert text in response.json()["error"]
+
+
+@pytest.fixture
+def emu() -> Iterator[GesEmulator]:
+    with GesEmulator(
+        graphs=2, backups=4, seed=1, backup_duration=0.1, graph_action_duration=0.1, control=True
+    ) as e:
+        yield e
+
+
+def test_disabled_by_default(ges_emulator: GesEmulator) -> None:
+    refused(control(ges_emulator, "GET", "stats"), 403, "control=True (CLI: --control)")
+    refused(control(ges_emulator, "POST", "graphs", {"name": "movies"}), 403, "disabled")
+    assert ges_emulator.find_graph("movies") is None
+
+
+@pytest.mark.parametrize("client", ["192.0.2.7", "::ffff:10.0.0.1", "2001:db8::1", ""])
+def test_refused_for_non_loopback_clients(emu: GesEmulator, client: str) -> None:
+    response = emu._api.handle(Request("GET", "/__emulator__/stats", client=client))  # no other address here
+    assert response is not None and response.status == 403
+    assert b"loopback clients only" in response.body
+    for loopback in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+        response = emu._api.handle(Request("GET", "/__emulator__/stats", client=loopback))
+        assert response is not None and response.status == 200
+
+
+def test_graphs_and_backups(emu: GesEmulator) -> None:
+    graph = ok(emu, "POST", "graphs", {"name": "movies"})
+    assert emu.find_graph("movies") == graph and graph["status"] == "200"
+    backup = ok(
+        emu, "POST", "backups", {"graph": "movies", "status": "backing_up", "start": "2026-01-02T03:04:05Z"}
+    )
+    assert backup == emu.backup(backup["id"]) and backup["graphId"] == graph["id"]
+    assert (backup["status"], backup["backupMethod"], backup["startTimestamp"]) == (
+        "backing_up",
+        "manual",
+        1767323045000,
+    )
+    auto = ok(
+        emu,
+        "POST",
+        "backups",
+        {"graph": graph["id"], "method": "auto", "start": 1767323045000, "duration": 0},
+    )
+    assert auto["startTime"] == "2026-01-02T03:04:05" and auto["endTime"] == auto["startTime"]
+    assert auto["name"].endswith("_auto") and auto["status"] == "success"
+    done = ok(emu, "PUT", f"backups/{backup['id']}/status", {"status": "success"})
+    assert done["status"] == "success" and emu.backup(backup["id"]) == done
+    assert ok(emu, "DELETE", "graphs/movies") == {"id": graph["id"]}
+    assert emu.find_graph("movies")["status"] == "400"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "text"),
+    [
+        ("PUT", "backups/nope/status", {"status": "success"}, 404, "no backup 'nope'"),
+        ("POST", "backups", {"graph": "nope"}, 404, "no graph 'nope'"),
+        ("POST", "backups", {}, 400, "'graph' is required"),
+        ("POST", "backups", {"graph": "movies", "status": "done"}, 400, "backup status must be one of"),
+        ("POST", "backups", {"graph": "movies", "duration": "long"}, 400, "'duration' has the wrong type"),
+        ("POST", "backups", {"graph": "movies", "start": "yesterday"}, 400, "not an ISO 8601 time"),
+        ("PUT", "faults", {"spec": "teapot:every=1"}, 400, "unknown fault kind"),
+        ("POST", "fail-next-job", {"graph": "nope"}, 404, "no graph"),
+        ("DELETE", "graphs/nope", None, 404, "no graph"),
+        ("GET", "nothing-here", None, 404, "unknown control call GET /__emulator__/nothing-here"),
+        ("POST", "graphs", [1], 400, "JSON object"),
+    ],
+)
+def test_errors(emu: GesEmulator, method: str, path: str, body: Any, status: int, text: str) -> None:
+    emu.add_graph("movies")
+    refused(control(emu, method, path, body), status, text)
+
+
+def test_stats_faults_and_failing_jobs(emu: GesEmulator) -> None:
+    client = Client(emu)
+    client.get("/graphs")
+    stats = ok(emu, "GET", "stats")
+    assert (
+        stats == emu.counters and stats["list_graphs"] == 1 and stats["requests"] == 1
+    )  # control calls don't count
+    assert ok(emu, "PUT", "faults", {"spec": "503:every=2"}) == {"spec": "503:every=2"}
+    assert [client.get("/graphs").status_code for _ in range(2)] == [200, 503]
+    ok(emu, "PUT", "faults", {"spec": ""})
+    assert client.get("/graphs").status_code == 200
+    graph = emu.graphs()[1]
+    assert ok(emu, "POST", "fail-next-job", {"graph": graph["name"], "reason": "disk full"}) == {
+        "graph_id": graph["id"],
+        "reason": "disk full",
+    }
+    job_id = client.ok("POST", f"/graphs/{graph['id']}/backups")["jobId"]
+    emu.set_backup_status(emu.backups(graph["id"])[-1]["id"], "failed")
+    assert client.ok("GET", f"/graphs/{graph['id']}/jobs/{job_id}/status")["failReason"] == "disk full"
+
+
+def test_control_paths_are_not_ges_paths(emu: GesEmulator) -> None:
+    """The GES API behaves the same with control on: auth, routing, counters."""
+    assert_ges_error(Client(emu).get("/graphs/unknown"), 400, "GES.7000")
+    assert requests.get(f"{emu.url}/__emulator__", timeout=5).status_code == 404  # the bare prefix is no call
+    assert emu.counters["not_found"] == 1
