@@ -13,7 +13,7 @@ the token endpoint), ``ges7006`` (HTTP 400, GES.7006), ``drop`` (close the conne
 Keys: ``every=N`` fires on the Nth, 2Nth... matching request (default 1: every one); ``rate=P`` fires
 with probability P instead (seeded, so a run is reproducible); ``count=N`` fires at most N times;
 ``scope=`` which requests a rule sees: ``ges`` (every GES call, the default), ``list`` (the list calls:
-backups, graph backups, graphs), ``iam`` (the token endpoint) or ``all``; ``retry_after=S`` (429,
+backups, graph backups, graphs, jobs), ``iam`` (the token endpoint) or ``all``; ``retry_after=S`` (429,
 default 1; fractions allowed); ``s=S`` (stall seconds, default 1); ``ms=N`` (latency).
 
 Each rule counts the requests in its scope on its own; on one request the first firing rule (in spec
