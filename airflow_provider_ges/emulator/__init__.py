@@ -1,7 +1,8 @@
 """A local Huawei Cloud GES + IAM emulator for tests, demos and benchmarks.
 
-``python -m airflow_provider_ges.emulator`` runs it from a shell; ``GesEmulator`` runs it in-process; the
-``ges_emulator`` and ``ges_connection`` pytest fixtures come from :mod:`.pytest_plugin`.
+``python -m airflow_provider_ges.emulator`` runs it from a shell (``... emulator ctl`` steers a running
+one, see :mod:`.control`); ``GesEmulator`` runs it in-process; the ``ges_emulator`` and
+``ges_connection`` pytest fixtures come from :mod:`.pytest_plugin`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from .defaults import (
     DEFAULT_BACKUP_DURATION,
     DEFAULT_BACKUPS,
     DEFAULT_DOMAIN,
+    DEFAULT_GRAPH_ACTION_DURATION,
     DEFAULT_GRAPHS,
     DEFAULT_HOST,
     DEFAULT_PASSWORD,
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_BACKUP_DURATION",
     "DEFAULT_DOMAIN",
     "DEFAULT_GRAPHS",
+    "DEFAULT_GRAPH_ACTION_DURATION",
     "DEFAULT_HOST",
     "DEFAULT_PASSWORD",
     "DEFAULT_PROJECT_ID",
