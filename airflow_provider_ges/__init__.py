@@ -7,6 +7,8 @@ from typing import Any
 from airflow_provider_ges.form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 
 __version__ = "0.2.0"
+DEFAULT_CONN_ID = "ges_default"
+DEFAULT_PAGE_SIZE = 100
 
 __all__ = ["__version__", "get_provider_info"]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AliasChoices,
@@ -16,12 +15,10 @@ from pydantic import (
     Field,
     field_serializer,
     field_validator,
-    model_validator,
 )
 
-from airflow_provider_ges.values import BackupMethod as BackupMethod
-from airflow_provider_ges.values import BackupStatus as BackupStatus
-from airflow_provider_ges.values import to_utc as to_utc
+from airflow_provider_ges.enums import BackupMethod, BackupStatus, choice
+from airflow_provider_ges.times import to_utc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
@@ -150,12 +147,6 @@ class GraphPage(BaseModel):
         return self.graph_count
 
 
-def graph_id_named(graphs: Iterable[Graph], name: str) -> str | None:
-    """The id of the one graph called ``name``; None when there is none, or more than one."""
-    ids = {g.id for g in graphs if g.name == name}
-    return ids.pop() if len(ids) == 1 else None
-
-
 class Token(BaseModel):
     """An IAM token and when it stops working. The value never shows in a repr."""
 
@@ -195,6 +186,18 @@ class BackupFilter(BaseModel):
     def _utc(cls, value: Any) -> datetime | None:
         return None if value is None or value == "" else to_utc(value)
 
+    @classmethod
+    def of(cls, **criteria: Any) -> BackupFilter:
+        """A filter from user input: an unknown status or method is a ``ValueError`` naming the
+        valid ones (``status="sucess"`` would match nothing), a bad time one naming the field."""
+        criteria["status"] = choice("status", criteria.get("status"), BackupStatus)
+        criteria["backup_method"] = choice("backup_method", criteria.get("backup_method"), BackupMethod)
+        try:
+            criteria["newer_than"] = cls._utc(criteria.get("newer_than"))
+        except ValueError as err:
+            raise ValueError(f"newer_than: {err}") from None
+        return cls(**criteria)
+
     def matches(self, backup: Backup) -> bool:
         return (
             (self.graph_id is None or backup.graph_id == self.graph_id)
@@ -210,72 +213,3 @@ class BackupFilter(BaseModel):
     def select(self, backups: Iterable[Backup]) -> list[Backup]:
         """The matching backups, newest first."""
         return sort_newest_first(b for b in backups if self.matches(b))
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What a backup gate concluded: ``success`` (pass), ``failed`` (fail fast) or ``waiting``."""
-
-    state: Literal["success", "failed", "waiting"]
-    backup: Backup | None = None
-
-
-class BackupGate(BaseModel):
-    """The rule of ``GesBackupSensor`` and ``GesBackupTrigger``, in one place.
-
-    Candidates are the graph's backups (by ``graph_id`` when it is known, else by ``graph_name``)
-    that started at or after ``newer_than`` and match ``backup_method``. The gate passes on the
-    newest successful candidate; it fails when the newest candidate failed and none succeeded (if
-    ``fail_on_failure``); otherwise it waits (none yet, ``backing_up``, or an unknown status).
-    With both, ``graph_id`` chooses the backups and ``graph_name`` names the graph in messages.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    graph_id: str | None = None
-    graph_name: str | None = None
-    newer_than: datetime | None = None
-    backup_method: BackupMethod | None = None
-    fail_on_failure: bool = True
-
-    @field_validator("newer_than", mode="before")
-    @classmethod
-    def _utc(cls, value: Any) -> datetime | None:
-        return None if value is None or value == "" else to_utc(value)
-
-    @model_validator(mode="after")
-    def _a_graph(self) -> BackupGate:
-        if self.graph_id is None and self.graph_name is None:
-            raise ValueError("give graph_id or graph_name")
-        return self
-
-    def for_graph(self, graph_id: str | None) -> BackupGate:
-        """The gate on the graph with this id (found for ``graph_name``); itself if None."""
-        return self if graph_id is None else self.model_copy(update={"graph_id": graph_id})
-
-    @property
-    def graph(self) -> str:
-        """How the graph is named in messages."""
-        return f"graph {self.graph_name!r}" if self.graph_name else f"graph id {self.graph_id!r}"
-
-    def judge(self, backups: Iterable[Backup]) -> Verdict:
-        selection = BackupFilter(
-            graph_id=self.graph_id,
-            graph_name=None if self.graph_id else self.graph_name,
-            newer_than=self.newer_than,
-            backup_method=self.backup_method,
-        )
-        candidates = selection.select(backups)
-        succeeded = next((b for b in candidates if b.is_success), None)
-        if succeeded is not None:
-            return Verdict("success", succeeded)
-        if candidates and candidates[0].is_failed and self.fail_on_failure:
-            return Verdict("failed", candidates[0])
-        return Verdict("waiting", candidates[0] if candidates else None)
-
-    def failure_message(self, backup: Backup) -> str:
-        started = backup.start_time.isoformat() if backup.start_time else "at an unknown time"
-        return (
-            f"Backup {backup.name or backup.id!r} (id {backup.id}) of {self.graph}, started {started},"
-            " failed, and no later backup succeeded"
-        )

@@ -30,8 +30,8 @@ from airflow_provider_ges.emulator.defaults import (
     DEFAULT_SK,
     DEFAULT_USER,
 )
+from airflow_provider_ges.endpoints import password_auth_body
 from airflow_provider_ges.signer import sign_request
-from airflow_provider_ges.wire import password_auth_body
 
 BACKUPS = 100
 PATH = f"/v1.0/{DEFAULT_PROJECT_ID}/graphs/backups?offset=0&limit={BACKUPS}"

@@ -159,7 +159,7 @@ def test_second_401_is_raised(ges_conn: Any, requests_mock: Any) -> None:
 
 @pytest.mark.parametrize(
     ("total", "page_size", "requests_expected"),
-    [(0, 10, 1), (30, 10, 3), (31, 10, 4), (5, 100, 1), (100, 100, 1)],
+    [(0, 10, 1), (30, 10, 4), (31, 10, 4), (5, 100, 1), (100, 100, 1), (10_000, 100, 101)],
 )
 def test_pages_until_backup_count(
     ges_conn: Any, requests_mock: Any, total: int, page_size: int, requests_expected: int
@@ -171,11 +171,10 @@ def test_pages_until_backup_count(
     assert [b.id for b in got] == [i["id"] for i in items]
     lists = [r for r in requests_mock.request_history if r.method == "GET"]
     assert len(lists) == requests_expected
-    # Pages overlap by one backup (the anchor that proves nothing shifted), asking for one more.
-    assert [int(r.qs["offset"][0]) for r in lists] == [
-        max(0, page_size * n - 1) for n in range(requests_expected)
-    ]
-    assert [int(r.qs["limit"][0]) for r in lists] == [page_size] + [page_size + 1] * (requests_expected - 1)
+    # Each page starts at the last item of the page before (the anchor that proves nothing shifted),
+    # and never asks more than page_size: 1 + ceil((N - page_size) / (page_size - 1)) requests.
+    assert [int(r.qs["offset"][0]) for r in lists] == [(page_size - 1) * n for n in range(requests_expected)]
+    assert {int(r.qs["limit"][0]) for r in lists} == {page_size}
 
 
 def test_server_capping_page_size_is_followed_by_offset(ges_conn: Any, requests_mock: Any) -> None:
@@ -332,7 +331,7 @@ def test_backoff_grows_and_gives_up_after_max_retries(
 ) -> None:
     slept: list[float] = []
     monkeypatch.setattr("airflow_provider_ges.hooks.ges.time.sleep", slept.append)
-    monkeypatch.setattr("airflow_provider_ges.wire.random.uniform", lambda low, high: high)
+    monkeypatch.setattr("airflow_provider_ges.plans.random.uniform", lambda low, high: high)
     requests_mock.post(TOKEN_URL, **token_reply())
     requests_mock.get(BACKUPS_URL, status_code=503, json={"error_code": "APIGW.0101", "error_msg": "busy"})
     with pytest.raises(GesTransientError) as err:
@@ -346,10 +345,10 @@ def test_backoff_grows_and_gives_up_after_max_retries(
     [
         (
             400,
-            {"errorCode": "GES.0001", "errorMessage": "bad parameter"},
+            {"errorCode": "GES.7019", "errorMessage": "backup quota reached"},
             GesApiError,
-            "GES.0001",
-            "bad parameter",
+            "GES.7019",
+            "backup quota reached",
         ),
         (
             400,
@@ -506,6 +505,6 @@ def test_async_hook_finds_the_same_graph(ges_connection: Any) -> None:
     ],
 )
 def test_graph_list_refused_only_for_the_graph_list_itself(err: GesApiError, refused: bool) -> None:
-    from airflow_provider_ges.wire import graph_list_refused
+    from airflow_provider_ges.gate import graph_list_refused
 
     assert graph_list_refused(err) is refused

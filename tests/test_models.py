@@ -115,7 +115,8 @@ def test_filter_rejects_a_bad_time() -> None:
 
 
 def test_graph_id_named_wants_exactly_one_graph() -> None:
-    from airflow_provider_ges.models import GraphPage, graph_id_named
+    from airflow_provider_ges.gate import graph_id_named
+    from airflow_provider_ges.models import GraphPage
 
     page = GraphPage.model_validate_json(
         b'{"graphCount": 3, "graphs": [{"id": "a", "name": "g", "status": 200},'
@@ -129,13 +130,13 @@ def test_graph_id_named_wants_exactly_one_graph() -> None:
 
 
 def test_gate_on_a_found_graph_picks_backups_by_id_and_names_the_graph() -> None:
-    from airflow_provider_ges.models import BackupGate
+    from airflow_provider_ges.gate import BackupGate
 
-    gate = BackupGate(graph_name="g1").for_graph("id-g1")
+    gate = BackupGate(graph_name="g1")
     nameless = {**backup(1, status="success"), "graph_name": None}
-    assert gate.judge([Backup.model_validate(nameless)]).state == "success"  # by id, not by name
-    assert gate.judge([Backup.model_validate(backup(2, graph="g2"))]).state == "waiting"
+    assert gate.judge([Backup.model_validate(nameless)], "id-g1").state == "success"  # by id, not name
+    assert gate.judge([Backup.model_validate(nameless)]).state == "waiting"  # by name: not this one
+    assert gate.judge([Backup.model_validate(backup(2, graph="g2"))], "id-g1").state == "waiting"
     assert "graph 'g1'" in gate.failure_message(Backup.model_validate(backup(3, status="failed")))
-    assert BackupGate(graph_name="g1").for_graph(None) == BackupGate(graph_name="g1")
     with pytest.raises(ValidationError, match="graph_id or graph_name"):
         BackupGate()

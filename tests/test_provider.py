@@ -69,7 +69,18 @@ def test_dag_parse_imports_no_hook_or_models() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = set(json.loads(out.strip().splitlines()[-1].replace("'", '"')))
     heavy = {
-        f"airflow_provider_ges.{m}" for m in ("hooks.ges", "models", "wire", "connection", "signer", "auth")
+        f"airflow_provider_ges.{m}"
+        for m in (
+            "hooks.ges",
+            "models",
+            "gate",
+            "plans",
+            "replies",
+            "endpoints",
+            "connection",
+            "signer",
+            "auth",
+        )
     }
     assert loaded & heavy == set()
-    assert "airflow_provider_ges.values" in loaded
+    assert "airflow_provider_ges.times" in loaded and "airflow_provider_ges.enums" in loaded

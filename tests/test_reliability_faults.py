@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 import re
+import threading
 import time
 from typing import Any
 
@@ -131,17 +132,27 @@ def test_retries_are_bounded_then_a_transient_error(
 # --- tokens ---------------------------------------------------------------------------------------
 
 
+def expire_tokens_mid_listing(emu: GesEmulator, after_lists: int = 3) -> threading.Thread:
+    """Expire every token once the emulator has served ``after_lists`` list calls (pages are slowed
+    to 30 ms, so this lands between two pages)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while emu.counters["list_backups"] < after_lists and time.monotonic() < deadline:
+            time.sleep(0.001)
+        emu.expire_tokens()
+
+    emu.set_faults("latency:ms=30:scope=list")
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
 @pytest.mark.ges_emulator(graphs=2, backups=N, seed=4)
 def test_token_expiring_mid_listing_is_refreshed_once(ges_connection: GesEmulator) -> None:
     emu = ges_connection
-    got: list[str] = []
-    pages_seen = 0
-    for b in GesHook(retry_base_delay=0.0).iter_backups(page_size=PAGE):
-        got.append(b.id)
-        if pages_seen == 0 and emu.counters["list_backups"] == 3:  # mid-listing, between pages
-            pages_seen = 3
-            emu.expire_tokens()
-    assert pages_seen == 3
+    expire_tokens_mid_listing(emu)
+    got = [b.id for b in GesHook(retry_base_delay=0.0).iter_backups(page_size=PAGE)]
     assert sorted(got) == sorted(b["id"] for b in emu.backups())
     c = emu.counters
     assert c["tokens_issued"] == 2 and c["create_token"] == 2  # one refresh
@@ -154,14 +165,10 @@ def test_async_token_expiring_mid_listing_is_refreshed_once(ges_connection: GesE
     emu = ges_connection
 
     async def listing() -> list[str]:
-        got: list[str] = []
         async with GesAsyncHook(retry_base_delay=0.0) as hook:
-            async for b in hook.iter_backups(page_size=PAGE):
-                got.append(b.id)
-                if len(got) == 5 * PAGE:
-                    emu.expire_tokens()
-        return got
+            return [b.id for b in await hook.list_backups(page_size=PAGE)]
 
+    expire_tokens_mid_listing(emu)
     got = asyncio.run(asyncio.wait_for(listing(), 60))
     assert sorted(got) == sorted(b["id"] for b in emu.backups())
     assert emu.counters["tokens_issued"] == 2 and emu.counters["auth_failures"] == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,18 +20,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_ges.emulator import GesEmulator
+from airflow_provider_ges.endpoints import Request, check_path_param, list_backups_request
 from airflow_provider_ges.exceptions import GesApiError
 from airflow_provider_ges.hooks.ges import GesAsyncHook, GesHook
 from airflow_provider_ges.models import Backup, BackupPage, Token
-from airflow_provider_ges.wire import (
-    Request,
-    Response,
-    check_path_param,
-    list_backups_request,
-    parse_backup_page,
-    parse_token,
-    raise_for_error,
-)
+from airflow_provider_ges.replies import Response, parse_json, parse_token, raise_for_error
 from tests.conftest import PASSWORD, PROJECT
 
 UNSAFE = [
@@ -265,7 +259,7 @@ def check_error(err: GesApiError, request: Request, status: int) -> None:
 def test_parsers_raise_only_ges_api_errors(status: int, headers: dict[str, str], body: bytes) -> None:
     response = Response(status, headers, body)
     for request, parse in (
-        (REQUEST, parse_backup_page),
+        (REQUEST, partial(parse_json, BackupPage)),
         (TOKEN_REQUEST, parse_token),
         (REQUEST, raise_for_error),
     ):
@@ -278,7 +272,9 @@ def test_parsers_raise_only_ges_api_errors(status: int, headers: dict[str, str],
             continue
         # what passes is a 2xx, and typed
         assert 200 <= status < 300
-        if parse is parse_backup_page:
+        if parse is raise_for_error:
+            assert result is None
+        elif parse is not parse_token:
             assert isinstance(result, BackupPage)
             assert all(isinstance(b, Backup) and b.id for b in result.items)
             assert result.backup_count is None or result.backup_count >= 0
@@ -291,7 +287,7 @@ def test_parsers_raise_only_ges_api_errors(status: int, headers: dict[str, str],
 @given(page=PAGEISH)
 def test_backup_pages_parse_or_say_which_field(page: dict[str, Any]) -> None:
     try:
-        parsed = parse_backup_page(REQUEST, Response(200, {}, dumps(page)))
+        parsed = parse_json(BackupPage, REQUEST, Response(200, {}, dumps(page)))
     except GesApiError as err:
         check_error(err, REQUEST, 200)
         assert "unexpected reply" in str(err) or err.error_code or err.error_message
@@ -304,14 +300,14 @@ def test_backup_pages_parse_or_say_which_field(page: dict[str, Any]) -> None:
 def test_garbled_field_is_named_in_the_message() -> None:
     body = b'{"backupCount": 2, "backupList": [{"id": "a"}, {"id": "b", "startTimestamp": "soon"}]}'
     with pytest.raises(GesApiError) as err:
-        parse_backup_page(REQUEST, Response(200, {}, body))
+        parse_json(BackupPage, REQUEST, Response(200, {}, body))
     assert "backupList.1.startTimestamp" in str(err.value)
     assert err.value.transient  # a garbled page is retried before it is reported
 
 
 def test_times_out_of_range_are_kept_as_text_not_a_crash() -> None:
     body = b'{"backupList": [{"id": "a", "startTime": "0001-01-01T00:00:00+01:00"}]}'
-    (backup,) = parse_backup_page(REQUEST, Response(200, {}, body)).items
+    (backup,) = parse_json(BackupPage, REQUEST, Response(200, {}, body)).items
     assert backup.start_time is None and backup.start_time_text == "0001-01-01T00:00:00+01:00"
 
 

@@ -2,7 +2,8 @@
 
 The invariant checked everywhere: every backup that is listed for the whole listing is returned
 exactly once, nothing is returned twice, and the number of requests is bounded. A static listing of
-N backups costs exactly ceil(N / page_size) list requests (the benchmark's figure).
+N backups costs exactly 1 + ceil((N - page_size) / (page_size - 1)) list requests (pages start at
+the last item of the page before), each asking ``limit=page_size``: never more (servers cap it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from airflow_provider_ges.emulator import GesEmulator, Hostile
 from airflow_provider_ges.exceptions import GesApiError
 from airflow_provider_ges.hooks.ges import GesHook
 from airflow_provider_ges.models import BackupPage
-from airflow_provider_ges.wire import Pager
+from airflow_provider_ges.paging import Pager
 from tests.helpers import BACKUPS_URL, TOKEN_URL, backup, token_reply
 
 # --- an in-process listing and a driver that sends what the pager asks for --------------------
@@ -64,19 +65,12 @@ def drain(
     pager: Pager,
     listing: Listing,
     between: Callable[[int], None] | None = None,
-    *,
-    send_page_size: bool = False,
 ) -> list[str]:
-    """Page to the end; ``between(n)`` mutates the listing after the n-th request.
-
-    ``send_page_size`` sends ``limit=page_size`` whatever the pager asks (what a caller that
-    ignores ``pager.limit`` does): the pager must stay correct, only less efficient.
-    """
+    """Page to the end; ``between(n)`` mutates the listing after the n-th request."""
     got: list[str] = []
     while pager.offset is not None:
         assert len(listing.calls) < 10_000, "unbounded paging"
-        limit = pager.page_size if send_page_size else pager.limit
-        got += [b.id for b in pager.feed(listing.page(pager.offset, limit))]
+        got += [b.id for b in pager.feed(listing.page(pager.offset, pager.page_size))]
         if between is not None:
             between(len(listing.calls))
     return got
@@ -97,14 +91,19 @@ def assert_nothing_lost(got: list[str], listing: Listing, initial: set[str]) -> 
 # --- static listings: the request count of the benchmark ---------------------------------------
 
 
-@pytest.mark.parametrize("page_size", [1, 2, 7, 10, 100])
+def static_cost(n: int, page_size: int) -> int:
+    """Requests for a static listing of n: the first page, then page_size - 1 new items per page."""
+    return 1 + max(0, math.ceil((n - page_size) / (page_size - 1)))
+
+
+@pytest.mark.parametrize("page_size", [2, 7, 10, 100])
 @pytest.mark.parametrize("n", [0, 1, 2, 9, 10, 11, 99, 100, 101, 250, 2500])
-def test_static_listing_costs_exactly_ceil_n_over_page(n: int, page_size: int) -> None:
+def test_static_listing_cost_and_limit_never_above_page_size(n: int, page_size: int) -> None:
     listing = Listing(n)
     got = drain(Pager(page_size), listing)
     assert got == listing.ids  # in server order, each once
-    assert len(listing.calls) == max(1, math.ceil(n / page_size))
-    assert listing.calls[0] == (0, page_size)
+    assert len(listing.calls) == static_cost(n, page_size)
+    assert {limit for _, limit in listing.calls} == {page_size}
 
 
 @pytest.mark.parametrize(("n", "page_size"), [(0, 5), (9, 10), (31, 10), (2500, 100)])
@@ -114,11 +113,11 @@ def test_static_listing_without_backup_count(n: int, page_size: int) -> None:
     pager, got = Pager(page_size), []
     while pager.offset is not None:
         calls += 1
-        items = [{"id": i} for i in ids[pager.offset : pager.offset + pager.limit]]
+        items = [{"id": i} for i in ids[pager.offset : pager.offset + pager.page_size]]
         got += [b.id for b in pager.feed(BackupPage.model_validate({"backupList": items}))]
     assert got == ids
     # without a total a page of exactly page_size new items may need one more look
-    assert calls <= max(1, math.ceil(n / page_size)) + 1
+    assert calls <= static_cost(n, page_size) + 1
 
 
 # --- changes while paging ------------------------------------------------------------------------
@@ -208,17 +207,14 @@ OPS = st.lists(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(0, 80),
-    page_size=st.integers(1, 12),
+    page_size=st.integers(2, 12),
     churn=st.lists(OPS, max_size=40),
-    send_page_size=st.booleans(),
 )
 def test_any_insertions_and_removals_lose_nothing(
-    n: int, page_size: int, churn: list[list[tuple[str, float]]], send_page_size: bool
+    n: int, page_size: int, churn: list[list[tuple[str, float]]]
 ) -> None:
     """Random churn between pages: every backup listed throughout comes back exactly once, or the
     pager says the listing did not end (when the listing grows as fast as it is read)."""
-    if send_page_size and page_size == 1:
-        page_size = 2  # with limit 1 an overlapping page holds nothing new
     listing = Listing(n)
     initial = set(listing.ids)
 
@@ -232,7 +228,7 @@ def test_any_insertions_and_removals_lose_nothing(
 
     pager = Pager(page_size)
     try:
-        got = drain(pager, listing, mutate, send_page_size=send_page_size)
+        got = drain(pager, listing, mutate)
     except GesApiError as err:
         assert "did not end" in str(err) or "as fast as they are read" in str(err)
         inserted = len(listing.ever) - n
@@ -271,7 +267,7 @@ def test_same_page_whatever_the_offset_is_a_clear_error() -> None:
     with pytest.raises(GesApiError, match="ignores 'offset'"):
         while pager.offset is not None:
             calls += 1
-            pager.feed(listing.page(0, pager.limit))
+            pager.feed(listing.page(0, pager.page_size))
     assert calls == 3  # once may be new backups at the head; twice is the server
 
 
@@ -281,7 +277,7 @@ def test_backup_count_growing_forever_is_bounded() -> None:
         while pager.offset is not None:
             calls += 1
             offset = pager.offset
-            items = [{"id": f"b-{offset + i}"} for i in range(pager.limit)]
+            items = [{"id": f"b-{offset + i}"} for i in range(pager.page_size)]
             pager.feed(BackupPage.model_validate({"backupCount": offset + 1000, "backupList": items}))
     assert calls == most_pages(1000, 10)
 
@@ -291,10 +287,10 @@ def test_page_larger_than_asked_is_used_not_trusted_blindly() -> None:
     pager, got, calls = Pager(10), [], 0
     while pager.offset is not None:
         calls += 1
-        items = [{"id": i} for i in ids[pager.offset : pager.offset + pager.limit + 7]]
+        items = [{"id": i} for i in ids[pager.offset : pager.offset + pager.page_size + 7]]
         got += [b.id for b in pager.feed(BackupPage.model_validate({"backupCount": 57, "backupList": items}))]
     assert got == ids
-    assert calls <= math.ceil(57 / 10)
+    assert calls <= static_cost(57, 10)
 
 
 def test_duplicate_ids_inside_one_page_come_back_once() -> None:
@@ -306,7 +302,7 @@ def test_duplicate_ids_inside_one_page_come_back_once() -> None:
     assert pager.offset is None
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, "10", None])
+@pytest.mark.parametrize("bad", [0, 1, -1, 1.5, "10", None])
 def test_page_size_must_be_a_positive_integer(bad: Any) -> None:
     with pytest.raises(ValueError, match="page_size"):
         Pager(bad)
@@ -418,17 +414,17 @@ def test_emulator_all_hostile_at_once_is_bounded(ges_connection: GesEmulator) ->
 
 
 @pytest.mark.ges_emulator(graphs=3, backups=2_500, seed=2)
-def test_hook_static_listing_costs_exactly_ceil_n_over_page(ges_connection: GesEmulator) -> None:
+def test_hook_static_listing_cost(ges_connection: GesEmulator) -> None:
     import asyncio
 
     from airflow_provider_ges.hooks.ges import GesAsyncHook
 
     assert len(_list_ids()) == 2_500
-    assert ges_connection.counters["list_backups"] == 25
+    assert ges_connection.counters["list_backups"] == static_cost(2_500, 100) == 26
 
     async def alist() -> int:
         async with GesAsyncHook() as hook:
             return len(await hook.list_backups(page_size=100))
 
     assert asyncio.run(alist()) == 2_500
-    assert ges_connection.counters["list_backups"] == 25 + 25
+    assert ges_connection.counters["list_backups"] == 26 + 26

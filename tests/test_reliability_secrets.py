@@ -65,7 +65,7 @@ def test_reprs_hold_no_secret(set_conn: Any, requests_mock: Any) -> None:
     (found,) = hook.list_backups()
     token = Token(value=TOKEN, expires_at=datetime.now(timezone.utc))
     trigger = GesBackupTrigger(ges_conn_id="ges_default", gate={"graph_name": "g1"})
-    sensor = GesBackupSensor(task_id="wait", graph_name="g1", deferrable=False)
+    sensor = GesBackupSensor(task_id="wait", graph_name="g1", newer_than=None, deferrable=False)
     shown = " ".join(
         [
             repr(hook),
@@ -289,7 +289,7 @@ def test_full_dag_run_leaks_no_secret(
     if auth_type == "aksk":
         conn["extra"]["security_token"] = SECURITY_TOKEN
     monkeypatch.setenv("AIRFLOW_CONN_GES_DEFAULT", json.dumps(conn))
-    monkeypatch.setattr("airflow_provider_ges.wire.random.uniform", lambda low, high: min(high, 0.01))
+    monkeypatch.setattr("airflow_provider_ges.plans.random.uniform", lambda low, high: min(high, 0.01))
 
     dag_run, states, xcoms = run(gate_dag("deferrable", poke_interval=0.2), logical_date=logical_date)
 

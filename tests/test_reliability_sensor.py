@@ -262,7 +262,7 @@ def airflow_db() -> None:
 @pytest.fixture
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The DAG's own hooks use the default back-off (0.5 s doubling): shorten the jitter only."""
-    monkeypatch.setattr("airflow_provider_ges.wire.random.uniform", lambda low, high: min(high, 0.01))
+    monkeypatch.setattr("airflow_provider_ges.plans.random.uniform", lambda low, high: min(high, 0.01))
     yield
 
 

@@ -38,6 +38,7 @@ def at(hours: float) -> int:
 
 def sensor(**kwargs: Any) -> GesBackupSensor:
     kwargs.setdefault("graph_name", "g1")
+    kwargs.setdefault("newer_than", None)  # these tests call poke() directly: no template rendering
     return GesBackupSensor(task_id="wait", deferrable=kwargs.pop("deferrable", False), **kwargs)
 
 
@@ -79,7 +80,7 @@ def test_backup_method_filters(serve: Any) -> None:
 def test_graph_id_uses_the_per_graph_listing(ges_conn: Any, requests_mock: Any) -> None:
     requests_mock.post(TOKEN_URL, **token_reply())
     requests_mock.get(graph_backups_url("id-g1"), json=paged([backup(1, status="success", start_ms=at(1))]))
-    assert GesBackupSensor(task_id="w", graph_id="id-g1", deferrable=False).poke({}).is_done
+    assert GesBackupSensor(task_id="w", graph_id="id-g1", newer_than=None, deferrable=False).poke({}).is_done
 
 
 def test_graph_name_is_looked_up_once_then_only_that_graph_is_listed(serve: Any, requests_mock: Any) -> None:
@@ -183,7 +184,7 @@ def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any], message: str
 
 def test_templated_fields_and_template_accepted() -> None:
     s = sensor(newer_than="{{ data_interval_start }}")
-    assert set(s.template_fields) == {"graph_id", "graph_name", "newer_than", "ges_conn_id"}
+    assert set(s.template_fields) == {"graph_id", "graph_name", "newer_than", "backup_method", "ges_conn_id"}
 
 
 def test_deferrable_defaults_to_airflow_config(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,7 +204,7 @@ def test_deferrable_checks_once_then_defers_with_its_timeout(serve: Any) -> None
     classpath, kwargs = deferred.value.trigger.serialize()
     assert classpath == "airflow_provider_ges.triggers.ges.GesBackupTrigger"
     assert kwargs["ges_conn_id"] == "ges_default" and kwargs["poll_interval"] == 7
-    assert kwargs["gate"]["graph_id"] == "id-g1"  # found while checking: the trigger needs no look-up
+    assert kwargs["found_graph_id"] == "id-g1"  # found while checking: the trigger needs no look-up
     assert kwargs["gate"]["graph_name"] == "g1" and kwargs["gate"]["newer_than"] == NOW.isoformat().replace(
         "+00:00", "Z"
     )

@@ -116,11 +116,12 @@ def test_graph_list_refused_falls_back_to_the_project_listing(
     from airflow_provider_ges.exceptions import GesAuthError
     from airflow_provider_ges.hooks.ges import GesAsyncHook
 
-    async def refused(self: GesAsyncHook, name: str) -> str | None:
+    def refused(self: GesAsyncHook, config: Any, page_size: int = 100) -> Any:
         path = f"/v1.0/{emu.project_id}/graphs"
         raise GesAuthError("no permission", status_code=403, error_code="GES.7041", method="GET", path=path)
+        yield  # a plan: a generator
 
-    monkeypatch.setattr(GesAsyncHook, "find_graph_id", refused)
+    monkeypatch.setattr(GesAsyncHook, "_graphs_plan", refused)
     new = emu.add_backup("movies", status="success", start=START + timedelta(minutes=5))
     (event,) = events(trigger())
     assert event["status"] == "success" and event["backup"]["id"] == new["id"]

@@ -10,49 +10,36 @@ import asyncio
 import functools
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_ges import DEFAULT_CONN_ID, DEFAULT_PAGE_SIZE
 from airflow_provider_ges._compat import amask_secret, mask_secret
 from airflow_provider_ges.auth import TOKEN_CACHE, TokenKey
 from airflow_provider_ges.connection import GesConnectionConfig
+from airflow_provider_ges.endpoints import list_backups_request, list_graphs_request, token_request
+from airflow_provider_ges.enums import BackupMethod, BackupStatus
 from airflow_provider_ges.exceptions import GesApiError, GesAuthError, GesTransientError
 from airflow_provider_ges.form import field_behaviour, form_widgets
-from airflow_provider_ges.models import (
-    Backup,
-    BackupFilter,
-    BackupMethod,
-    BackupPage,
-    BackupStatus,
-    Graph,
-    GraphPage,
-    Token,
-    graph_id_named,
-)
-from airflow_provider_ges.signer import sign_request
-from airflow_provider_ges.values import DEFAULT_CONN_ID, DEFAULT_PAGE_SIZE
-from airflow_provider_ges.wire import (
-    NeedToken,
-    Pager,
+from airflow_provider_ges.gate import Verdict, Watch, graph_id_named
+from airflow_provider_ges.models import Backup, BackupFilter, BackupPage, Graph, GraphPage, Token
+from airflow_provider_ges.plans import (
+    Authorize,
     Plan,
-    Response,
     RetryPolicy,
     Send,
     Sleep,
     call,
     drive_async,
     drive_sync,
-    list_backups_request,
-    list_graphs_request,
-    parse_backup_page,
-    parse_graph_page,
-    parse_token,
-    token_request,
+    listing,
 )
+from airflow_provider_ges.replies import Response, parse_json, parse_token
+from airflow_provider_ges.signer import sign_request
 
 if TYPE_CHECKING:
     import httpx
@@ -61,7 +48,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def sign(config: GesConnectionConfig, need: NeedToken) -> dict[str, str]:
+def sign(config: GesConnectionConfig, need: Authorize) -> dict[str, str]:
     """AK/SK auth: the request's headers, signed (SDK-HMAC-SHA256). No token call is made."""
     request = need.request
     return sign_request(
@@ -70,7 +57,7 @@ def sign(config: GesConnectionConfig, need: NeedToken) -> dict[str, str]:
         ak=config.login,
         sk=config.password,
         body=request.body,
-        headers=request.headers,
+        headers=request.content_headers,
         project_id=config.project_id,
         security_token=config.security_token,
     )
@@ -115,37 +102,38 @@ class _GesHookBase(BaseHook):
     def _token_plan(self, config: GesConnectionConfig) -> Plan[Token]:
         return call(token_request(config), parse_token, self._policy(config), authenticated=False)
 
-    def _page_plan(
-        self, config: GesConnectionConfig, graph_id: str | None, offset: int, limit: int
-    ) -> Plan[BackupPage]:
-        request = list_backups_request(config, graph_id, offset, limit)
-        return call(request, parse_backup_page, self._policy(config))
+    def _backups_plan(
+        self, config: GesConnectionConfig, graph_id: str | None, page_size: int
+    ) -> Plan[list[Backup]]:
+        def page(offset: int, limit: int) -> Any:
+            return list_backups_request(config, graph_id, offset, limit)
 
-    def _graphs_plan(self, config: GesConnectionConfig, offset: int, limit: int) -> Plan[GraphPage]:
-        return call(list_graphs_request(config, offset, limit), parse_graph_page, self._policy(config))
+        return listing(page, BackupPage, self._policy(config), page_size)
+
+    def _graphs_plan(
+        self, config: GesConnectionConfig, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Plan[list[Graph]]:
+        def page(offset: int, limit: int) -> Any:
+            return list_graphs_request(config, offset, limit)
+
+        return listing(page, GraphPage, self._policy(config), page_size)
+
+    def _look_plan(self, config: GesConnectionConfig, watch: Watch) -> Plan[Verdict]:
+        watch.project_id = config.project_id
+        return watch.look(
+            lambda: self._graphs_plan(config),
+            lambda graph_id: self._backups_plan(config, graph_id, DEFAULT_PAGE_SIZE),
+        )
 
     def _log_retry(self, effect: Sleep) -> None:
         self.log.warning("GES call failed, retrying in %.2fs: %s", effect.seconds, effect.reason)
 
-    @staticmethod
-    def _no_auth(need: NeedToken) -> Mapping[str, str]:
-        raise AssertionError("an unauthenticated call asked for a token")
+    def _warn(self, message: str) -> None:
+        self.log.warning("%s", message)
 
     @staticmethod
-    def _filter(
-        graph_name: str | None,
-        status: BackupStatus | str | None,
-        backup_method: BackupMethod | str | None,
-        newer_than: datetime | str | None,
-    ) -> BackupFilter:
-        return BackupFilter.model_validate(
-            {
-                "graph_name": graph_name,
-                "status": status,
-                "backup_method": backup_method,
-                "newer_than": newer_than,
-            }
-        )
+    def _no_auth(need: Authorize) -> Mapping[str, str]:
+        raise AssertionError("an unauthenticated call asked for a token")
 
 
 class GesHook(_GesHookBase):
@@ -199,7 +187,7 @@ class GesHook(_GesHookBase):
                 request.method,
                 request.url,
                 data=request.body or None,
-                headers={**request.headers, **effect.headers},
+                headers={**request.content_headers, **effect.auth_headers},
                 timeout=self.config.timeout,
                 allow_redirects=False,  # credentials go to the configured endpoints only
             )
@@ -221,13 +209,13 @@ class GesHook(_GesHookBase):
             ) from None
         return Response(reply.status_code, reply.headers, reply.content)
 
-    def _auth(self, need: NeedToken) -> Mapping[str, str]:
+    def _auth(self, need: Authorize) -> Mapping[str, str]:
         if self.config.auth_type == "aksk":
             return sign(self.config, need)
         return {"X-Auth-Token": self._token(need.stale)}
 
-    def _run(self, plan: Plan[T]) -> T:
-        return drive_sync(plan, self._send, self._auth, self._sleep)
+    def _run(self, make: Callable[[GesConnectionConfig], Plan[T]]) -> T:
+        return drive_sync(make(self.config), self._send, self._auth, self._sleep, self._warn)
 
     def _sleep(self, effect: Sleep) -> None:
         self._log_retry(effect)
@@ -237,7 +225,7 @@ class GesHook(_GesHookBase):
         config = self.config
 
         def fetch() -> Token:
-            token = drive_sync(self._token_plan(config), self._send, self._no_auth, self._sleep)
+            token = drive_sync(self._token_plan(config), self._send, self._no_auth, self._sleep, self._warn)
             mask_secret(token.value)
             return token
 
@@ -250,11 +238,8 @@ class GesHook(_GesHookBase):
     def iter_backups(
         self, graph_id: str | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
     ) -> Iterator[Backup]:
-        """Every backup of the project (or of one graph), page by page, each id once."""
-        pager = Pager[Backup](page_size)
-        while pager.offset is not None:
-            page = self._run(self._page_plan(self.config, graph_id, pager.offset, pager.limit))
-            yield from pager.feed(page)
+        """Every backup of the project (or of one graph), each id once, in listing order."""
+        return iter(self._run(lambda config: self._backups_plan(config, graph_id, page_size)))
 
     def list_backups(
         self,
@@ -267,25 +252,35 @@ class GesHook(_GesHookBase):
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> list[Backup]:
         """The backups matching every given criterion, newest first (by start time)."""
-        selection = self._filter(graph_name, status, backup_method, newer_than)
+        selection = BackupFilter.of(
+            graph_name=graph_name, status=status, backup_method=backup_method, newer_than=newer_than
+        )
         return selection.select(self.iter_backups(graph_id, page_size=page_size))
 
     def iter_graphs(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Graph]:
-        """The project's graphs (GES lists those not deleted), page by page, each id once."""
-        pager = Pager[Graph](page_size)
-        while pager.offset is not None:
-            yield from pager.feed(self._run(self._graphs_plan(self.config, pager.offset, pager.limit)))
+        """The project's graphs (GES lists those not deleted), each id once."""
+        return iter(self._run(lambda config: self._graphs_plan(config, page_size)))
 
     def find_graph_id(self, name: str) -> str | None:
         """The id of the project's graph called ``name`` (None: no such graph, or several)."""
         return graph_id_named(self.iter_graphs(), name)
+
+    def look(self, watch: Watch) -> Verdict:
+        """One look of a backup wait (see ``airflow_provider_ges.gate``)."""
+        return self._run(lambda config: self._look_plan(config, watch))
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call (a token, then a one-item listing). Never raises."""
         config: GesConnectionConfig | None = None
         try:
             config = self.config
-            page = self._run(self._page_plan(config, None, 0, 1))
+            page = self._run(
+                lambda config: call(
+                    list_backups_request(config, None, 0, 1),
+                    partial(parse_json, BackupPage),
+                    self._policy(config),
+                )
+            )
         except Exception as err:  # the UI's Test button must get an answer, never a traceback
             return False, explain(err, config)
         how = "AK/SK" if config.auth_type == "aksk" else f"IAM user {config.login!r}"
@@ -367,7 +362,7 @@ class GesAsyncHook(_GesHookBase):
                 request.method,
                 request.url,
                 content=request.body or None,
-                headers={**request.headers, **effect.headers},
+                headers={**request.content_headers, **effect.auth_headers},
             )
         except httpx.TransportError as err:
             if isinstance(err.__context__, ssl.SSLError) or isinstance(err.__cause__, ssl.SSLError):
@@ -383,7 +378,7 @@ class GesAsyncHook(_GesHookBase):
             ) from None
         return Response(reply.status_code, reply.headers, reply.content)
 
-    async def _auth(self, need: NeedToken) -> Mapping[str, str]:
+    async def _auth(self, need: Authorize) -> Mapping[str, str]:
         config = await self.get_config()
         if config.auth_type == "aksk":
             return sign(config, need)
@@ -393,36 +388,28 @@ class GesAsyncHook(_GesHookBase):
         self._log_retry(effect)
         await asyncio.sleep(effect.seconds)
 
-    async def _run(self, plan: Plan[T]) -> T:
-        return await drive_async(plan, self._send, self._auth, self._sleep)
+    async def _run(self, make: Callable[[GesConnectionConfig], Plan[T]]) -> T:
+        plan = make(await self.get_config())
+        return await drive_async(plan, self._send, self._auth, self._sleep, self._warn)
 
     async def _token(self, stale: str | None = None) -> str:
         config = await self.get_config()
 
         async def fetch() -> Token:
-            token = await drive_async(self._token_plan(config), self._send, self._no_auth_async, self._sleep)
+            token = await drive_async(
+                self._token_plan(config), self._send, self._no_auth_async, self._sleep, self._warn
+            )
             await amask_secret(token.value)
             return token
 
         return await TOKEN_CACHE.aget_or_fetch(TokenKey.of(config), fetch, stale)
 
     @staticmethod
-    async def _no_auth_async(need: NeedToken) -> Mapping[str, str]:
+    async def _no_auth_async(need: Authorize) -> Mapping[str, str]:
         raise AssertionError("an unauthenticated call asked for a token")
 
     async def get_token(self) -> str:
         return await self._token()
-
-    async def iter_backups(
-        self, graph_id: str | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
-    ) -> AsyncIterator[Backup]:
-        """Every backup of the project (or of one graph), page by page, each id once."""
-        config = await self.get_config()
-        pager = Pager[Backup](page_size)
-        while pager.offset is not None:
-            page = await self._run(self._page_plan(config, graph_id, pager.offset, pager.limit))
-            for backup in pager.feed(page):
-                yield backup
 
     async def list_backups(
         self,
@@ -435,17 +422,21 @@ class GesAsyncHook(_GesHookBase):
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> list[Backup]:
         """The backups matching every given criterion, newest first (by start time)."""
-        selection = self._filter(graph_name, status, backup_method, newer_than)
-        return selection.select([b async for b in self.iter_backups(graph_id, page_size=page_size)])
+        selection = BackupFilter.of(
+            graph_name=graph_name, status=status, backup_method=backup_method, newer_than=newer_than
+        )
+        return selection.select(
+            await self._run(lambda config: self._backups_plan(config, graph_id, page_size))
+        )
 
-    async def iter_graphs(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> AsyncIterator[Graph]:
-        """The project's graphs (GES lists those not deleted), page by page, each id once."""
-        config = await self.get_config()
-        pager = Pager[Graph](page_size)
-        while pager.offset is not None:
-            for graph in pager.feed(await self._run(self._graphs_plan(config, pager.offset, pager.limit))):
-                yield graph
+    async def list_graphs(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> list[Graph]:
+        """The project's graphs (GES lists those not deleted), each id once."""
+        return await self._run(lambda config: self._graphs_plan(config, page_size))
 
     async def find_graph_id(self, name: str) -> str | None:
         """The id of the project's graph called ``name`` (None: no such graph, or several)."""
-        return graph_id_named([g async for g in self.iter_graphs()], name)
+        return graph_id_named(await self.list_graphs(), name)
+
+    async def look(self, watch: Watch) -> Verdict:
+        """One look of a backup wait (see ``airflow_provider_ges.gate``)."""
+        return await self._run(lambda config: self._look_plan(config, watch))

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_ges.values import DEFAULT_CONN_ID, DEFAULT_PAGE_SIZE, check_time
+from airflow_provider_ges import DEFAULT_CONN_ID, DEFAULT_PAGE_SIZE
+from airflow_provider_ges.times import check_time
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -10,43 +10,54 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_ges import DEFAULT_CONN_ID
 from airflow_provider_ges._compat import (
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     default_deferrable,
 )
-from airflow_provider_ges.exceptions import GesApiError, GesNotFoundError
-from airflow_provider_ges.values import DEFAULT_CONN_ID, BackupMethod, check_time
+from airflow_provider_ges.enums import BackupMethod, choice
+from airflow_provider_ges.exceptions import GesApiError
+from airflow_provider_ges.times import check_time
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_ges.gate import Verdict, Watch
     from airflow_provider_ges.hooks.ges import GesHook
-    from airflow_provider_ges.models import BackupGate
+
+#: The default ``newer_than``: the start of the run's data interval, or, for a run without one (a
+#: manual run with no logical date), the moment the run was triggered (``run_after``).
+SINCE_RUN_START = "{{ data_interval_start | default(dag_run.run_after, true) }}"
 
 
 class GesBackupSensor(BaseSensorOperator):
-    """Wait until a GES graph has a successful backup, newer than a given time.
+    """Wait until a GES graph has a fresh successful backup.
 
-    Passes as soon as a candidate backup (of the graph, started at or after ``newer_than``, made
-    by ``backup_method``) has status ``success``; the newest such backup, with the API's field
-    names, is the task's return value (XCom). If the newest candidate ``failed`` and none
-    succeeded, fails at once without retries (``soft_fail`` skips instead). Otherwise waits.
-    Transient API errors are retried and then waited out, never a pass or a failure.
+    Passes as soon as a candidate backup (of the graph, started at or after ``newer_than``,
+    finished within ``max_age``, made by ``backup_method``) has status ``success``; the newest such
+    backup, with the API's field names, is the task's return value (XCom). If the newest candidate
+    ``failed`` and none succeeded, or no graph and no backup has ``graph_name``, fails at once
+    without retries (``soft_fail`` skips instead). Otherwise waits. Transient API errors are
+    retried and then waited out, never a pass or a failure.
 
     :param graph_id: the graph's id (give this or ``graph_name``). Templated.
-    :param graph_name: the graph's name. Templated.
-    :param newer_than: only backups started at or after this time count: a datetime, an
-        ISO-8601 string or a template such as ``"{{ data_interval_start }}"``; None for any time.
-    :param backup_method: ``"auto"``, ``"manual"`` or None for either.
+    :param graph_name: the graph's name, looked up once per try. Templated.
+    :param newer_than: only backups started at or after this time count: a datetime, an ISO-8601
+        string or a template. Default ``SINCE_RUN_START``: the run's ``data_interval_start``, or
+        its ``run_after`` when it has no data interval (manual runs without a logical date), so
+        scheduled, manual and backfill runs all work. None: any start time. Templated.
+    :param max_age: only backups that finished at most this long ago count (a timedelta or
+        seconds; None: no limit). Alone (``newer_than=None``), "a backup from the last N hours".
+    :param backup_method: ``"auto"``, ``"manual"``, ``"import"`` or None for any. Templated.
     :param fail_on_failure: fail fast on a failed backup (default True); else keep waiting.
     :param ges_conn_id: the ``ges`` connection. Templated.
     :param deferrable: wait in the triggerer, holding no worker slot (default:
         ``[operators] default_deferrable``).
     """
 
-    template_fields: Sequence[str] = ("graph_id", "graph_name", "newer_than", "ges_conn_id")
+    template_fields: Sequence[str] = ("graph_id", "graph_name", "newer_than", "backup_method", "ges_conn_id")
     ui_color = "#c7e9f9"
 
     def __init__(
@@ -54,7 +65,8 @@ class GesBackupSensor(BaseSensorOperator):
         *,
         graph_id: str | None = None,
         graph_name: str | None = None,
-        newer_than: datetime | str | None = None,
+        newer_than: datetime | str | None = SINCE_RUN_START,
+        max_age: timedelta | float | None = None,
         backup_method: str | None = None,
         fail_on_failure: bool = True,
         ges_conn_id: str = DEFAULT_CONN_ID,
@@ -65,19 +77,21 @@ class GesBackupSensor(BaseSensorOperator):
         super().__init__(poke_interval=poke_interval, **kwargs)
         if (graph_id is None) == (graph_name is None):
             raise ValueError(f"{self.task_id}: give exactly one of graph_id or graph_name")
-        if backup_method is not None and backup_method not in {m.value for m in BackupMethod}:
-            raise ValueError(
-                f"backup_method must be 'auto', 'manual', 'import' or None, got {backup_method!r}"
-            )
+        if backup_method is not None and "{{" not in backup_method:
+            choice("backup_method", backup_method, BackupMethod)
         check_time("newer_than", newer_than)
+        if isinstance(max_age, (int, float)) and not isinstance(max_age, bool):
+            max_age = timedelta(seconds=max_age)
+        if max_age is not None and (not isinstance(max_age, timedelta) or max_age <= timedelta(0)):
+            raise ValueError(f"max_age must be a positive timedelta or seconds, got {max_age!r}")
         self.graph_id = graph_id
         self.graph_name = graph_name
         self.newer_than = newer_than
+        self.max_age = max_age
         self.backup_method = backup_method
         self.fail_on_failure = fail_on_failure
         self.ges_conn_id = ges_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self._graph_ids: dict[str, str | None] = {}  # graph name -> id found (None: not found)
 
     @cached_property
     def hook(self) -> GesHook:
@@ -85,43 +99,22 @@ class GesBackupSensor(BaseSensorOperator):
 
         return GesHook(self.ges_conn_id)
 
-    @property
-    def gate(self) -> BackupGate:
-        """The rule, from the (rendered) arguments."""
-        from airflow_provider_ges.models import BackupGate
+    @cached_property
+    def watch(self) -> Watch:
+        """This try's wait, from the rendered arguments (the graph id is found once per try)."""
+        from airflow_provider_ges.gate import BackupGate, Watch
 
-        return BackupGate.model_validate(
+        gate = BackupGate.of(
             {
                 "graph_id": self.graph_id or None,
                 "graph_name": self.graph_name or None,
                 "newer_than": self.newer_than or None,
+                "max_age": self.max_age,
                 "backup_method": self.backup_method or None,
                 "fail_on_failure": self.fail_on_failure,
             }
         )
-
-    def gate_on_graph(self, *, look_up: bool = True) -> BackupGate:
-        """The gate on one graph's own listing: a ``graph_name`` is turned into the graph's id,
-        looked up once per try, so each look reads one small listing rather than every backup of
-        the project. When no graph (or several) has that name, or the graph list is refused, the
-        project's backups are filtered by name, as without the look-up."""
-        gate = self.gate
-        name = gate.graph_name
-        if gate.graph_id is None and name is not None:
-            if look_up and name not in self._graph_ids:
-                from airflow_provider_ges.wire import graph_list_refused
-
-                try:
-                    found = self.hook.find_graph_id(name)
-                except GesApiError as err:
-                    if not graph_list_refused(err):
-                        raise
-                    found = None  # e.g. a user allowed to list backups but not graphs
-                    self.log.warning("Cannot list graphs, so filtering all backups by name: %s", err)
-                self._graph_ids[name] = found
-                self.log.info("Graph %r: %s", name, f"id {found}" if found else "no single graph found")
-            gate = gate.for_graph(self._graph_ids.get(name))
-        return gate
+        return Watch(gate)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -139,7 +132,8 @@ class GesBackupSensor(BaseSensorOperator):
         self.defer(
             trigger=GesBackupTrigger(
                 ges_conn_id=self.ges_conn_id,
-                gate=self.gate_on_graph(look_up=False).model_dump(mode="json"),
+                gate=self.watch.gate.model_dump(mode="json"),
+                found_graph_id=self.watch.found_graph_id,
                 poll_interval=self.poke_interval,
                 end_time=time.time() + self.timeout,
             ),
@@ -149,40 +143,34 @@ class GesBackupSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         try:
-            gate = self.gate_on_graph()
-            verdict = gate.judge(self.hook.iter_backups(gate.graph_id))
-        except GesNotFoundError as err:
-            name = self.graph_name
-            if not name or self._graph_ids.pop(name, None) is None:
-                raise
-            # the graph found for the name was deleted (and perhaps re-created, with a new id)
-            self.log.warning("Graph %r is gone (%s); will look its name up again", name, err)
-            return PokeReturnValue(False)
+            verdict = self.hook.look(self.watch)
         except GesApiError as err:
             if not err.transient:
                 raise
             self.log.warning("GES still failing after retries; will look again: %s", err)
             return PokeReturnValue(False)
-        if verdict.state == "failed" and verdict.backup is not None:
-            raise AirflowFailException(gate.failure_message(verdict.backup))
+        return self.outcome(verdict)
+
+    def outcome(self, verdict: Verdict) -> PokeReturnValue:
+        """A look's verdict as Airflow sees it: pass with the backup, fail, or wait."""
+        if (line := self.watch.report(verdict)) is not None:
+            self.log.info("%s", line)
+        if verdict.state == "failed":
+            raise AirflowFailException(verdict.message)
         if verdict.state == "success" and verdict.backup is not None:
-            self.log.info("Backup %s of %s succeeded", verdict.backup.id, gate.graph)
+            self.log.info("Backup %s (id %s) succeeded: passing", verdict.backup.name, verdict.backup.id)
             return PokeReturnValue(True, verdict.backup.to_api())
-        latest = verdict.backup
-        self.log.info(
-            "No successful backup of %s yet (newest candidate: %s)",
-            gate.graph,
-            f"{latest.id} {latest.status}" if latest else "none",
-        )
         return PokeReturnValue(False)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: return the backup, or raise on anything but success."""
         status = event.get("status")
         if status == "success":
-            self.log.info("Backup %s succeeded", event["backup"]["id"])
+            self.log.info("Backup %s (id %s) succeeded", event["backup"].get("name"), event["backup"]["id"])
             return event["backup"]
         if status == "failed":
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping (soft_fail): {event['message']}")
             raise AirflowFailException(event["message"])
         if status == "timeout":
             raise AirflowSensorTimeout(event["message"])

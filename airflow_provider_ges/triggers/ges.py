@@ -9,23 +9,23 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_ges.exceptions import GesApiError, GesNotFoundError
+from airflow_provider_ges.exceptions import GesApiError
+from airflow_provider_ges.gate import BackupGate, Watch
 from airflow_provider_ges.hooks.ges import GesAsyncHook
-from airflow_provider_ges.models import BackupGate, Verdict
-from airflow_provider_ges.wire import graph_list_refused
 
 
 class GesBackupTrigger(BaseTrigger):
     """Poll a graph's backups until the gate passes, fails or the deadline comes.
 
     Yields exactly one event, a dict with ``status``: ``success`` (with ``backup``, API field
-    names), ``failed`` (with ``backup`` and ``message``), ``timeout`` or ``error`` (with
-    ``message``). Transient API errors are retried and then waited out, never an event.
+    names), ``failed`` (with ``message``, and ``backup`` when one failed), ``timeout`` or
+    ``error`` (with ``message``). Transient API errors are retried and then waited out. Each look
+    logs one info line (rate-limited: when what it saw changes, else every few minutes).
 
     :param ges_conn_id: the connection; the trigger carries its id, never a token.
-    :param gate: the criteria, as ``BackupGate`` fields (``graph_id`` or ``graph_name``,
-        ``newer_than``, ``backup_method``, ``fail_on_failure``).
-    :param poll_interval: seconds between checks.
+    :param gate: the criteria, as ``BackupGate`` fields.
+    :param found_graph_id: the id the sensor already found for ``graph_name`` (None: look it up).
+    :param poll_interval: seconds between looks.
     :param end_time: a UNIX time after which a ``timeout`` event ends the wait (None: never).
     """
 
@@ -34,25 +34,26 @@ class GesBackupTrigger(BaseTrigger):
         *,
         ges_conn_id: str,
         gate: dict[str, Any],
+        found_graph_id: str | None = None,
         poll_interval: float = 60.0,
         end_time: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.ges_conn_id = ges_conn_id
-        self.gate = BackupGate.model_validate(gate)
+        self.watch = Watch(BackupGate.model_validate(gate), found_graph_id=found_graph_id)
         self.poll_interval = poll_interval
         self.end_time = end_time
-        self._looked_up = False  # a graph_name is turned into the graph's id once, on the first look
 
     def __repr__(self) -> str:
-        return f"GesBackupTrigger(ges_conn_id={self.ges_conn_id!r}, {self.gate.graph})"
+        return f"GesBackupTrigger(ges_conn_id={self.ges_conn_id!r}, {self.watch.gate.graph})"
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "ges_conn_id": self.ges_conn_id,
-                "gate": self.gate.model_dump(mode="json"),
+                "gate": self.watch.gate.model_dump(mode="json"),
+                "found_graph_id": self.watch.found_graph_id,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
             },
@@ -65,49 +66,27 @@ class GesBackupTrigger(BaseTrigger):
     async def _wait(self, hook: GesAsyncHook) -> dict[str, Any]:
         while True:
             try:
-                verdict = await self.check(hook)
+                verdict = await hook.look(self.watch)
             except GesApiError as err:
-                if isinstance(err, GesNotFoundError) and self._forget_found_graph():
-                    self.log.warning(
-                        "Graph %r is gone (%s); will look its name up again", self.gate.graph_name, err
-                    )
-                elif not err.transient:
+                if not err.transient:
                     return {"status": "error", "message": str(err)}
-                else:
-                    self.log.warning("GES still failing after retries; will poll again: %s", err)
+                self.log.warning("GES still failing after retries; will poll again: %s", err)
             except Exception as err:  # a bad connection or argument: end the wait with the reason
                 return {"status": "error", "message": f"{type(err).__name__}: {err}"}
             else:
-                if verdict.state == "success" and verdict.backup is not None:
-                    return {"status": "success", "backup": verdict.backup.to_api()}
-                if verdict.state == "failed" and verdict.backup is not None:
-                    message = self.gate.failure_message(verdict.backup)
-                    return {"status": "failed", "backup": verdict.backup.to_api(), "message": message}
+                if (line := self.watch.report(verdict)) is not None:
+                    self.log.info("%s", line)
+                backup = None if verdict.backup is None else verdict.backup.to_api()
+                if verdict.state == "success":
+                    return {"status": "success", "backup": backup}
+                if verdict.state == "failed":
+                    return {"status": "failed", "backup": backup, "message": verdict.message}
             remaining = None if self.end_time is None else self.end_time - time.time()
             if remaining is not None and remaining <= 0:
-                return {"status": "timeout", "message": f"No successful backup of {self.gate.graph} in time"}
+                return {
+                    "status": "timeout",
+                    "message": f"No successful backup of {self.watch.gate.graph} in time",
+                }
             await asyncio.sleep(
                 self.poll_interval if remaining is None else min(self.poll_interval, remaining)
             )
-
-    def _forget_found_graph(self) -> bool:
-        """Drop the id found for ``graph_name`` once that graph is gone (deleted, perhaps re-created
-        with a new id), so the next look finds the name again. False if there is none to drop."""
-        if self.gate.graph_id is None or self.gate.graph_name is None:
-            return False
-        self.gate = self.gate.model_copy(update={"graph_id": None})
-        self._looked_up = False
-        return True
-
-    async def check(self, hook: GesAsyncHook) -> Verdict:
-        """One look at the graph's backups (a ``graph_name`` is turned into its id on the first,
-        as ``GesBackupSensor.gate_on_graph`` does)."""
-        if not self._looked_up and self.gate.graph_id is None and self.gate.graph_name is not None:
-            try:
-                self.gate = self.gate.for_graph(await hook.find_graph_id(self.gate.graph_name))
-            except GesApiError as err:
-                if not graph_list_refused(err):
-                    raise
-                self.log.warning("Cannot list graphs, so filtering all backups by name: %s", err)
-            self._looked_up = True
-        return self.gate.judge([b async for b in hook.iter_backups(self.gate.graph_id)])

@@ -1,39 +1,10 @@
-"""The few names DAG files need at parse time, free of pydantic and HTTP clients.
-
-Sensors and operators import only this module at the top, so a DAG file that uses them stays
-cheap to parse; the hook and the models are imported when a task runs. ``models`` re-exports all.
-"""
+"""Times given by users: parsed to aware UTC datetimes, checked early (free of pydantic: DAG files
+import this at parse time)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from enum import Enum
 from typing import Any
-
-DEFAULT_CONN_ID = "ges_default"
-DEFAULT_PAGE_SIZE = 100
-
-
-class BackupStatus(str, Enum):
-    """The backup states GES documents. Unknown states are kept as plain strings."""
-
-    BACKING_UP = "backing_up"
-    SUCCESS = "success"
-    FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class BackupMethod(str, Enum):
-    """How a backup was made. Unknown methods are kept as plain strings."""
-
-    AUTO = "auto"
-    MANUAL = "manual"
-    IMPORT = "import"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def to_utc(value: Any) -> datetime:

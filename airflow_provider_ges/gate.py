@@ -1,0 +1,211 @@
+"""The backup gate: everything that decides whether a wait passes, fails or goes on.
+
+``BackupGate`` is the rule (which backups count, which one passes); ``Watch`` is one wait on it
+(the graph id found for a name, what was last logged); ``look`` is the plan of one look: the
+graph-name look-up, its fallbacks, the listing and the verdict. ``GesBackupSensor`` and
+``GesBackupTrigger`` run ``look`` and only map its verdict to Airflow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from airflow_provider_ges.enums import BackupMethod, choice
+from airflow_provider_ges.exceptions import GesApiError, GesNotFoundError
+from airflow_provider_ges.models import Backup, BackupFilter, Graph
+from airflow_provider_ges.plans import Plan, Warn
+from airflow_provider_ges.times import to_utc
+
+#: A look logs its line when what it saw changed, else at most this often.
+LOG_EVERY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a look concluded: ``success`` (pass), ``failed`` (fail fast) or ``waiting``."""
+
+    state: Literal["success", "failed", "waiting"]
+    backup: Backup | None = None
+    message: str = ""
+
+
+class BackupGate(BaseModel):
+    """The rule of ``GesBackupSensor`` and ``GesBackupTrigger``.
+
+    Candidates are the graph's backups that started at or after ``newer_than``, match
+    ``backup_method`` and, with ``max_age``, finished at most that long ago (running ones count).
+    The gate passes on the newest successful candidate; it fails when the newest candidate failed
+    and none succeeded (if ``fail_on_failure``); otherwise it waits.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    graph_id: str | None = None
+    graph_name: str | None = None
+    newer_than: datetime | None = None
+    max_age: timedelta | None = None
+    backup_method: BackupMethod | None = None
+    fail_on_failure: bool = True
+
+    @field_validator("newer_than", mode="before")
+    @classmethod
+    def _utc(cls, value: Any) -> datetime | None:
+        return None if value is None or value == "" else to_utc(value)
+
+    @field_validator("backup_method", mode="before")
+    @classmethod
+    def _method(cls, value: Any) -> BackupMethod | None:
+        return choice("backup_method", value, BackupMethod)
+
+    @model_validator(mode="after")
+    def _a_graph(self) -> BackupGate:
+        if not self.graph_id and not self.graph_name:
+            raise ValueError("give graph_id or graph_name")
+        return self
+
+    @classmethod
+    def of(cls, fields: dict[str, Any]) -> BackupGate:
+        """A gate from (rendered) user arguments; a ``ValueError`` naming the field if one is bad."""
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(
+                f"{where + ': ' if where else ''}{first['msg'].removeprefix('Value error, ')}"
+            ) from None
+
+    @property
+    def graph(self) -> str:
+        """How the graph is named in messages."""
+        return f"graph {self.graph_name!r}" if self.graph_name else f"graph id {self.graph_id!r}"
+
+    def judge(self, backups: Iterable[Backup], graph_id: str | None = None) -> Verdict:
+        """The verdict on a listing (of graph ``graph_id``; else filtered by name)."""
+        graph_id = graph_id or self.graph_id
+        selection = BackupFilter(
+            graph_id=graph_id,
+            graph_name=None if graph_id else self.graph_name,
+            newer_than=self.newer_than,
+            backup_method=self.backup_method,
+        )
+        cutoff = None if self.max_age is None else datetime.now(timezone.utc) - self.max_age
+        candidates = [
+            b
+            for b in selection.select(backups)
+            if cutoff is None or b.end_time is None or b.end_time >= cutoff
+        ]
+        succeeded = next((b for b in candidates if b.is_success), None)
+        if succeeded is not None:
+            return Verdict("success", succeeded)
+        if candidates and candidates[0].is_failed and self.fail_on_failure:
+            return Verdict("failed", candidates[0], self.failure_message(candidates[0]))
+        return Verdict("waiting", candidates[0] if candidates else None)
+
+    def failure_message(self, backup: Backup) -> str:
+        started = backup.start_time.isoformat() if backup.start_time else "at an unknown time"
+        return (
+            f"Backup {backup.name or backup.id!r} (id {backup.id}) of {self.graph}, started {started},"
+            " failed, and no later backup succeeded"
+        )
+
+
+def graph_list_refused(err: GesApiError) -> bool:
+    """Whether the graph list call itself was refused (no permission, no such call), as opposed to a
+    failed token (never tried twice: IAM locks accounts) or a transient error (waited out)."""
+    is_graph_list = err.method == "GET" and err.path is not None and err.path.endswith("/graphs")
+    return is_graph_list and not err.transient and err.status_code != 401
+
+
+def graph_id_named(graphs: Iterable[Graph], name: str) -> str | None:
+    """The id of the one graph called ``name``; None when there is none, or more than one."""
+    ids = {g.id for g in graphs if g.name == name}
+    return ids.pop() if len(ids) == 1 else None
+
+
+@dataclass
+class Watch:
+    """One wait on a gate: the graph id found for its ``graph_name`` and what was last logged.
+
+    A ``graph_name`` is turned into the graph's id once (``GET /graphs``), so each look reads one
+    graph's listing. When several graphs have the name, or the graph list is refused (warned
+    once), the project's backups are filtered by name instead; when the graph list shows no such
+    graph and no backup carries the name, the look fails at once, naming the graphs there are. A
+    found graph that is gone later (deleted, perhaps re-created) is looked up again.
+    """
+
+    gate: BackupGate
+    project_id: str = ""
+    found_graph_id: str | None = None
+    looked_up: bool = False
+    _missing_names: list[str] | None = field(default=None, repr=False)
+    _last_line: tuple[str, float] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.looked_up = self.looked_up or self.found_graph_id is not None
+
+    @property
+    def graph_id(self) -> str | None:
+        return self.gate.graph_id or self.found_graph_id
+
+    def look(
+        self,
+        list_graphs: Callable[[], Plan[list[Graph]]],
+        list_backups: Callable[[str | None], Plan[list[Backup]]],
+    ) -> Plan[Verdict]:
+        """The plan of one look."""
+        name = self.gate.graph_name
+        if self.gate.graph_id is None and name is not None and not self.looked_up:
+            try:
+                graphs = yield from list_graphs()
+            except GesApiError as err:
+                if not graph_list_refused(err):
+                    raise  # transient or auth: not looked up yet
+                yield Warn(
+                    f"Cannot list the graphs of the project, so filtering all its backups by name: {err}"
+                )
+            else:
+                self.found_graph_id = graph_id_named(graphs, name)
+                has_name = any(g.name == name for g in graphs)
+                self._missing_names = None if has_name else sorted({g.name or g.id for g in graphs})
+            self.looked_up = True
+        try:
+            backups = yield from list_backups(self.graph_id)
+        except GesNotFoundError as err:
+            if self.found_graph_id is None:
+                raise
+            yield Warn(
+                f"Graph {name!r} (id {self.found_graph_id}) is gone ({err}); will look its name up again"
+            )
+            self.found_graph_id, self.looked_up = None, False
+            return Verdict("waiting")
+        if self._missing_names is not None and not any(b.graph_name == name for b in backups):
+            there = ", ".join(repr(n) for n in self._missing_names) or "none"
+            return Verdict(
+                "failed",
+                message=f"No graph named {name!r} in project {self.project_id}: its graphs are {there}",
+            )
+        return self.gate.judge(backups, self.graph_id)
+
+    def report(self, verdict: Verdict, now: float | None = None) -> str | None:
+        """The info line for a look, or None while it would repeat the last one within ``LOG_EVERY``."""
+        backup = verdict.backup
+        seen = (
+            f"newest candidate {backup.name or backup.id!r} (id {backup.id}) is {backup.status}"
+            if backup is not None
+            else "no candidate backup yet"
+        )
+        where = f"{self.gate.graph}" + (f" (id {self.graph_id})" if self.graph_id else "")
+        line = f"Looked at {where}: {seen}"
+        now = time.monotonic() if now is None else now
+        last = self._last_line
+        if last is not None and last[0] == line and now - last[1] < LOG_EVERY.total_seconds():
+            return None
+        self._last_line = (line, now)
+        return line
