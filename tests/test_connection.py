@@ -105,3 +105,11 @@ def test_hook_init_reads_no_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     hook = GesHook("whatever")
     assert hook.ges_conn_id == "whatever"
     assert repr(hook) == "GesHook(ges_conn_id='whatever')"
+
+
+def test_connection_test_names_the_form_not_the_temporary_id(set_conn: Any, requests_mock: Any) -> None:
+    """Airflow's REST "Test" runs an unsaved form under a random id such as 'TW5QqgIc'."""
+    set_conn("TW5QqgIc", extra={"project_id": None})
+    ok, message = GesHook("TW5QqgIc").test_connection()
+    assert not ok and requests_mock.call_count == 0
+    assert message.startswith("The connection: extra 'project_id'") and "TW5QqgIc" not in message

@@ -282,7 +282,9 @@ class GesHook(_GesHookBase):
                 )
             )
         except Exception as err:  # the UI's Test button must get an answer, never a traceback
-            return False, explain(err, config)
+            # The UI tests an unsaved form under a random temporary id: name the form, not that id.
+            named = f"GES connection {self.ges_conn_id!r}"
+            return False, explain(err, config).replace(named, "The connection")
         how = "AK/SK" if config.auth_type == "aksk" else f"IAM user {config.login!r}"
         return True, f"Connected to {config.endpoint} as {how}: project has {page.backup_count} backups"
 
