@@ -1,0 +1,719 @@
+"""A real Airflow deployment for tests: PostgreSQL, LocalExecutor, and the API server, scheduler,
+dag-processor and triggerer as separate processes, all pointed at an in-process GES emulator.
+
+Use the module-scoped ``airflow_deployment`` fixture (load this module as a plugin)::
+
+    from tests.deployment import Deployment
+
+    pytest_plugins = ("tests.deployment",)
+
+    def test_something(airflow_deployment: Deployment) -> None:
+        run_id = airflow_deployment.trigger("example_ges_backup_gate", conf={"graph_name": "g"})
+        assert airflow_deployment.wait_run("example_ges_backup_gate", run_id) == "success"
+
+A test module may set ``DEPLOYMENT_CONFIG = {"SECTION__KEY": "value"}`` to override Airflow settings
+(e.g. ``{"SCHEDULER__USE_JOB_SCHEDULE": "True"}`` for asset-triggered runs).
+
+The DAGs folder is a fresh directory filled with ``example_dags/*.py`` and
+``tests/deployment_dags/*.py`` at start. PostgreSQL refuses to run as root, so its throw-away cluster
+lives in a temp directory owned by an unprivileged user and runs as that user (``runuser``). Every
+process runs in its own process group and is stopped by it at teardown; each one's output is kept
+under the module's temp directory, and its tail is attached to the report of a failing test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import requests
+
+from airflow_provider_ges.emulator import GesEmulator
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_DAGS = ROOT / "example_dags"
+DEPLOYMENT_DAGS = Path(__file__).resolve().parent / "deployment_dags"
+PG_USER = "gesci"
+#: Airflow's terminal task states.
+TERMINAL = {"success", "failed", "skipped", "upstream_failed", "removed"}
+RUN_TERMINAL = {"success", "failed"}
+
+T = TypeVar("T")
+
+
+class DeploymentError(RuntimeError):
+    """The deployment could not be started or did not answer in time."""
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T:
+    """Call ``probe`` until it returns something other than None/False; TimeoutError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = probe()
+        except (requests.RequestException, OSError) as err:
+            value, last_error = None, err
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error})" if last_error else ""
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+#: Lines of routine chatter left out of the tails shown for a failed test.
+NOISE = (
+    "[http.access]",
+    "Refreshing bundle",
+    "Searching for files in",
+    "files for bundle",
+    "next dagrun info",
+)
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as err:
+        return f"({err})"
+    kept = [line for line in text.splitlines() if not any(n in line for n in NOISE)]
+    return "\n".join(kept[-lines:])
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of a process in kB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def group_members(pgid: int) -> list[int]:
+    """The pids in a process group (from /proc)."""
+    pids = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            pids.append(int(stat.split("/")[2]))
+    return sorted(pids)
+
+
+def _find_pg_binary(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    if candidates:
+        return candidates[0]
+    raise DeploymentError(
+        f"PostgreSQL's {name!r} is not on PATH nor in /usr/lib/postgresql/*/bin: install PostgreSQL "
+        "(Debian: apt-get install postgresql; .ci/run does this) to run the deployment tests"
+    )
+
+
+def _unprivileged_user() -> str | None:
+    """The user PostgreSQL runs as: None when we are not root (then we run it ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(PG_USER)
+    except KeyError:
+        result = subprocess.run(
+            ["useradd", "--system", "--no-create-home", PG_USER], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            return "nobody"
+    return PG_USER
+
+
+@dataclass
+class Process:
+    """One process of the deployment, started in its own process group."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM the group, wait, then SIGKILL whatever of the group is left."""
+        if self.alive():
+            self.signal_group(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout)
+        self.signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(5)
+
+    def rss(self) -> dict[int, int]:
+        """kB resident per pid of the process group (the triggerer's runner is a child process)."""
+        return {pid: rss_kb(pid) for pid in group_members(self.pid)}
+
+
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster on a free loopback port, as an unprivileged user."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.initdb = _find_pg_binary("initdb")
+        self.postgres = _find_pg_binary("postgres")
+        self.user = _unprivileged_user()
+        # Not under pytest's tmp dir: that is 0700 root, so the postgres user could not reach it.
+        self.root = Path(tempfile.mkdtemp(prefix="ges-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.log = log_dir / "postgres.log"
+        self.process: Process | None = None
+
+    def _as_user(self, *cmd: str) -> list[str]:
+        return ["runuser", "-u", self.user, "--", *cmd] if self.user else list(cmd)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://airflow@127.0.0.1:{self.port}/airflow"
+
+    def start(self, timeout: float = 60.0) -> None:
+        try:
+            import psycopg2  # type: ignore[import-untyped]
+        except ImportError as err:
+            raise DeploymentError(
+                "psycopg2 is needed for the PostgreSQL metadata DB: pip install psycopg2-binary "
+                "(the [dev] extra)"
+            ) from err
+        if self.user:
+            shutil.chown(self.root, self.user)
+            os.chmod(self.root, 0o700)
+        with self.log.open("ab") as out:
+            subprocess.run(
+                self._as_user(
+                    self.initdb, "-D", str(self.data), "-U", "airflow", "--auth=trust",
+                    "--encoding=UTF8", "--no-sync",
+                ),
+                stdout=out, stderr=subprocess.STDOUT, check=True, timeout=120,
+            )  # fmt: skip
+        out = self.log.open("ab")
+        popen = subprocess.Popen(
+            self._as_user(
+                self.postgres, "-D", str(self.data), "-p", str(self.port),
+                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
+                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                "-c", "max_connections=300",
+            ),
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        out.close()
+        self.process = Process("postgres", popen, self.log)
+
+        def ready() -> bool:
+            if not self.process or not self.process.alive():
+                raise DeploymentError(f"postgres exited:\n{tail(self.log)}")
+            try:
+                conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="airflow", dbname="postgres")
+            except psycopg2.OperationalError:
+                return False  # not listening yet
+            with contextlib.closing(conn):
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1 FROM pg_database WHERE datname = 'airflow'")
+                    if cur.fetchone() is None:
+                        cur.execute("CREATE DATABASE airflow")
+            return True
+
+        wait_for("PostgreSQL to accept connections", ready, timeout, interval=0.2)
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        pid = self.postmaster_pid()
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)  # "fast" shutdown
+        if self.process:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.popen.wait(20)
+            self.process.stop(timeout=5)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Deployment:
+    """The running deployment: processes, emulator, and a small REST client.
+
+    ``emulator`` is the in-process :class:`GesEmulator` behind ``ges_default`` (password auth) and
+    ``ges_aksk`` (AK/SK auth); steer it with its methods. ``base`` holds everything written:
+    ``home`` (AIRFLOW_HOME, task logs under ``home/logs``), ``dags`` and ``proc_logs`` (each process's
+    output).
+    """
+
+    SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+    def __init__(self, base: Path, *, config: Mapping[str, str] | None = None) -> None:
+        self.base = base
+        self.home = base / "airflow-home"
+        self.dags = base / "dags"
+        self.proc_logs = base / "process-logs"
+        for path in (self.home, self.dags, self.proc_logs):
+            path.mkdir(parents=True, exist_ok=True)
+        # Secrets of this deployment alone, so a grep for them finds only leaks.
+        self.emulator = GesEmulator(
+            password=f"Pw-{secrets.token_urlsafe(18)}", sk=secrets.token_hex(20), backup_duration=3600
+        )
+        self.emulator.add_graph("movies")
+        self.postgres = PostgresCluster(self.proc_logs)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_config = dict(config or {})
+        self.processes: dict[str, Process] = {}
+        self.retired: list[Process] = []  # triggerers killed or stopped by tests
+        self._starts: dict[str, int] = {}
+        self.session = requests.Session()
+        self.timings: dict[str, float] = {}
+        self.dag_files: list[str] = []
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        from cryptography.fernet import Fernet
+
+        config = {
+            "CORE__DAGS_FOLDER": str(self.dags),
+            "CORE__LOAD_EXAMPLES": "False",
+            "CORE__EXECUTOR": "LocalExecutor",
+            "CORE__PARALLELISM": "8",
+            "CORE__MAX_ACTIVE_TASKS_PER_DAG": "128",
+            "CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
+            "API__HOST": "127.0.0.1",
+            "API__PORT": str(self.port),
+            "API__BASE_URL": self.url,
+            "API__WORKERS": "1",
+            "API__SECRET_KEY": secrets.token_hex(16),
+            "API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+            "LOGGING__LOGGING_LEVEL": "INFO",
+            # New DAG files are noticed within 2 s; a file is re-parsed at most every 30 s.
+            "DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+            "DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+            "DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
+            # A task's supervisor notices its task process ended within 1 s (default 5 s: every
+            # task would hold its executor slot 5 s longer).
+            "WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+            "SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "SCHEDULER__JOB_HEARTBEAT_SEC": "1",
+            "SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+            # Manual and REST runs only: unpausing the @daily examples must not start scheduled runs
+            # that would poll the emulator beside the tests' own (set True for asset-triggered runs).
+            "SCHEDULER__USE_JOB_SCHEDULE": "False",
+            # A SIGKILLed triggerer's triggers go to another one once its heartbeat is 5 s stale.
+            "TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            "TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
+        }
+        config.update(self.extra_config)
+        env.update({f"AIRFLOW__{key}": value for key, value in config.items()})
+        env["AIRFLOW_HOME"] = str(self.home)
+        env.update(self.emulator.connection_env("ges_default"))
+        env.update(self.emulator.connection_env("ges_aksk", auth_type="aksk"))
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def airflow_cmd(self, *args: str) -> list[str]:
+        script = Path(sys.executable).parent / "airflow"
+        return [str(script), *args] if script.exists() else [sys.executable, "-m", "airflow", *args]
+
+    def start_process(self, name: str, *args: str) -> Process:
+        count = self._starts.get(name, 0) + 1
+        self._starts[name] = count
+        log = self.proc_logs / (f"{name}.log" if count == 1 else f"{name}-{count}.log")
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                self.airflow_cmd(*args),
+                env=self._env,
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        process = Process(name, popen, log)
+        self.processes[name] = process
+        return process
+
+    def copy_dags(self) -> None:
+        for source in sorted([*EXAMPLE_DAGS.glob("*.py"), *DEPLOYMENT_DAGS.glob("*.py")]):
+            if source.name.startswith("_"):
+                continue
+            shutil.copy2(source, self.dags / source.name)
+            self.dag_files.append(source.name)
+
+    def start(self, timeout: float = 180.0) -> None:
+        t0 = time.monotonic()
+        self.emulator.start()
+        self.copy_dags()
+        self.postgres.start()
+        self.timings["postgres"] = time.monotonic() - t0
+        self._env = self.environment()
+        with (self.proc_logs / "db-migrate.log").open("ab") as out:
+            result = subprocess.run(
+                self.airflow_cmd("db", "migrate"),
+                env=self._env, cwd=self.home, stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
+            )  # fmt: skip
+        if result.returncode != 0:
+            raise DeploymentError(f"airflow db migrate failed:\n{tail(self.proc_logs / 'db-migrate.log')}")
+        self.timings["db migrate"] = time.monotonic() - t0
+        for name in self.SERVICES:
+            self.start_process(name, name)
+        self.wait_healthy(timeout=max(10.0, timeout - (time.monotonic() - t0)))
+        self.timings["healthy"] = time.monotonic() - t0
+        self.wait_parsed(timeout=120.0)
+        self.timings["dags parsed"] = time.monotonic() - t0
+
+    def stop(self) -> None:
+        for process in [*self.processes.values(), *self.retired]:
+            process.stop()
+        self.kill_strays()
+        self.postgres.stop()
+        self.emulator.stop()
+
+    def kill_strays(self) -> list[int]:
+        """Kill any process still carrying this deployment's AIRFLOW_HOME (e.g. a task that left
+        its group); returns their pids. Only processes this deployment started carry it."""
+        marker = f"AIRFLOW_HOME={self.home}".encode()
+        strays = []
+        for environ in glob.glob("/proc/[0-9]*/environ"):
+            pid = int(environ.split("/")[2])
+            if pid == os.getpid():
+                continue
+            try:
+                if marker in Path(environ).read_bytes().split(b"\0"):
+                    strays.append(pid)
+            except OSError:
+                continue
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return strays
+
+    def check_alive(self) -> None:
+        for process in self.processes.values():
+            if not process.alive():
+                raise DeploymentError(
+                    f"airflow {process.name} exited with {process.popen.returncode}:\n{tail(process.log)}"
+                )
+
+    def wait_healthy(self, timeout: float = 120.0) -> dict[str, Any]:
+        def healthy() -> dict[str, Any] | None:
+            self.check_alive()
+            reply = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5)
+            if reply.status_code != 200:
+                return None
+            health = reply.json()
+            ok = all(
+                (health.get(part) or {}).get("status") == "healthy"
+                for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            )
+            return health if ok else None
+
+        health = wait_for("the API server to report every component healthy", healthy, timeout, 0.5)
+        # The execution API (what tasks call) loads on its first request, which takes seconds: take
+        # that here rather than in the first task.
+        requests.get(f"{self.url}/execution/health", timeout=60)
+        token = self.session.get(f"{self.url}/auth/token", timeout=10)
+        if token.status_code in (200, 201):  # needed before 3.3's all-admins middleware; harmless after
+            self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        return health
+
+    def wait_parsed(self, timeout: float = 120.0) -> None:
+        """Every copied DAG file parsed (a DAG from it listed) and no import errors."""
+
+        def parsed() -> bool:
+            self.check_alive()
+            errors = self.get("/api/v2/importErrors")["import_errors"]
+            if errors:
+                raise DeploymentError(f"DAG import errors: {json.dumps(errors, indent=1)}")
+            files = {Path(d["fileloc"]).name for d in self.get_all("/api/v2/dags", "dags")}
+            return set(self.dag_files) <= files
+
+        wait_for(f"the dag-processor to parse {self.dag_files}", parsed, timeout, 0.5)
+
+    # --- the triggerer --------------------------------------------------------------------------------
+
+    @property
+    def triggerer(self) -> Process:
+        return self.processes["triggerer"]
+
+    def kill_triggerer(self, sig: int = signal.SIGKILL, timeout: float = 30.0) -> Process:
+        """SIGKILL the triggerer's whole process group (a crash, an OOM kill of the pod), or SIGTERM
+        its main process (a deploy) and wait for it to exit; returns the retired process."""
+        process = self.processes.pop("triggerer")
+        self.retired.append(process)
+        if sig == signal.SIGKILL:
+            process.signal_group(signal.SIGKILL)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, sig)
+        try:
+            process.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise DeploymentError(f"triggerer {process.pid} still running {timeout} s after {sig}") from None
+        return process
+
+    def start_triggerer(self) -> Process:
+        if "triggerer" in self.processes and self.triggerer.alive():
+            raise DeploymentError("a triggerer is already running")
+        return self.start_process("triggerer", "triggerer")
+
+    # --- REST -----------------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        reply = self.session.request(method, f"{self.url}{path}", **kwargs)
+        if reply.status_code >= 400:
+            raise requests.HTTPError(
+                f"{method} {path}: {reply.status_code} {reply.text[:500]}", response=reply
+            )
+        return reply
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params).json()
+
+    def get_all(self, path: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a paged list (the API caps a page at ``[api] maximum_page_limit``, 100)."""
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.get(path, offset=len(items), limit=100, **params)
+            items.extend(page[key])
+            if not page[key] or len(items) >= page.get("total_entries", 0):
+                return items
+
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, *, unpause: bool = True) -> str:
+        """Start a run as the UI's "Trigger" does with no logical date; returns its run id."""
+        if unpause:
+            self.unpause(dag_id)
+        body = {"logical_date": None, "conf": dict(conf or {})}
+        return str(self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body).json()["dag_run_id"])
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"))
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return self.get_all(f"/api/v2/dags/{dag_id}/dagRuns", "dag_runs")
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 120.0) -> str:
+        """Wait for the run to finish; returns its state."""
+
+        def done() -> str | None:
+            self.check_alive()
+            state = self.run(dag_id, run_id)["state"]
+            return state if state in RUN_TERMINAL else None
+
+        return wait_for(f"run {dag_id}/{run_id} to finish", done, timeout, 0.5)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.get_all(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
+
+    def states(self, dag_id: str, run_id: str) -> dict[str, tuple[str | None, int]]:
+        """``{task_id (with [map_index] when mapped): (state, try_number)}``."""
+        return {
+            ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""): (
+                ti["state"],
+                ti["try_number"],
+            )
+            for ti in self.task_instances(dag_id, run_id)
+        }
+
+    def wait_task_state(
+        self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float = 60.0
+    ) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            self.check_alive()
+            path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+            ti = self.get(path)
+            if ti["state"] in states:
+                return dict(ti)
+            if ti["state"] in TERMINAL:
+                log = self.task_log(dag_id, run_id, task_id, max(1, ti["try_number"]))
+                raise AssertionError(f"{task_id} ended {ti['state']}, not {sorted(states)}:\n{log}")
+            return None
+
+        return wait_for(f"{dag_id}/{run_id}/{task_id} to be {sorted(states)}", reached, timeout, 0.3)
+
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1, key: str = "return_value"
+    ) -> Any:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        value = self.get(path, map_index=map_index)["value"]
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return json.loads(value)
+        return value
+
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, *, map_index: int = -1
+    ) -> str:
+        """The task's log as the UI shows it (every line's ``event``, one a line)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        content = self.request(
+            "GET", path, params={"full_content": "true", "map_index": map_index},
+            headers={"Accept": "application/json"},
+        ).json()["content"]  # fmt: skip
+        lines = []
+        for item in content:
+            if isinstance(item, dict):
+                lines.append(" ".join(str(item.get(k, "")) for k in ("timestamp", "level", "event")))
+                extra = {k: v for k, v in item.items() if k not in ("timestamp", "level", "event")}
+                if extra:
+                    lines.append(f"    {extra}")
+            else:
+                lines.append(str(item))
+        return "\n".join(lines)
+
+    def released(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> bool:
+        """Whether the scheduler has processed the executor's event for the worker that deferred
+        this task (its ``TaskInstance Finished: ... state=deferred`` line).
+
+        Until then a trigger that fires makes Airflow 3.3.2 fail or retry the task (the stale
+        defer-exit success meets a TI the scheduler already re-queued: apache/airflow#67287, the
+        queued-state variant of #66374; 3.3.2 guards only the scheduled state). Tests that flip a
+        backup right after deferral wait for this first, so they test the provider, not that race."""
+        return bool(self._released_pattern(dag_id, run_id, task_id, map_index).search(self.scheduler_log()))
+
+    def wait_released(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        map_indexes: list[int] | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        """Wait until :meth:`released` holds for the task (or each of its ``map_indexes``)."""
+        wanted = map_indexes if map_indexes is not None else [-1]
+
+        def all_released() -> bool:
+            self.check_alive()
+            text = self.scheduler_log()
+            return all(self._released_pattern(dag_id, run_id, task_id, i).search(text) for i in wanted)
+
+        wait_for(f"the workers that deferred {dag_id}/{task_id} to be done", all_released, timeout, 0.5)
+
+    @staticmethod
+    def _released_pattern(dag_id: str, run_id: str, task_id: str, map_index: int) -> re.Pattern[str]:
+        return re.compile(
+            rf"TaskInstance Finished: dag_id={re.escape(dag_id)}, task_id={re.escape(task_id)}, "
+            rf"run_id={re.escape(run_id)}, map_index={map_index}, [^\n]*?\bstate=deferred,"
+        )
+
+    def scheduler_log(self) -> str:
+        logs = [p for p in [*self.retired, *self.processes.values()] if p.name == "scheduler"]
+        return "\n".join(p.log.read_text(errors="replace") for p in logs)
+
+    # --- what it wrote --------------------------------------------------------------------------------
+
+    def written_files(self) -> list[Path]:
+        """Every file the deployment wrote: AIRFLOW_HOME (task, triggerer, dag-processor logs, config)
+        and each process's output (the DAG copies excluded: we wrote those)."""
+        return sorted(p for root in (self.home, self.proc_logs) for p in root.rglob("*") if p.is_file())
+
+    def failure_report(self, lines: int = 40) -> str:
+        parts = [f"deployment under {self.base}; API {self.url}"]
+        for process in [*self.retired, *self.processes.values()]:
+            state = "running" if process.alive() else f"exited {process.popen.returncode}"
+            parts.append(f"----- {process.name} (pid {process.pid}, {state}): {process.log}")
+            parts.append(tail(process.log, lines))
+        parts.append(f"----- postgres: {self.postgres.log}\n{tail(self.postgres.log, 15)}")
+        task_logs = sorted((self.home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)[-4:]
+        for path in task_logs:
+            parts.append(f"----- {path.relative_to(self.home)}\n{tail(path, lines)}")
+        return "\n".join(parts)
+
+
+class _FailureLogs:
+    """A pytest plugin, registered while a deployment runs: a failing test's report gets the tail
+    of every process's output and the newest task logs."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.failed and "airflow_deployment" in getattr(item, "fixturenames", ()):
+            try:
+                text = self.deployment.failure_report()
+            except Exception as err:  # never let the report hide the failure
+                text = f"(could not collect the deployment's logs: {err!r})"
+            report.sections.append(("Airflow deployment logs (tails)", text))
+        return report
+
+
+@pytest.fixture(scope="module")
+def airflow_deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """A running deployment for the test module (see the module docstring)."""
+    config = getattr(request.module, "DEPLOYMENT_CONFIG", None)
+    deployment = Deployment(tmp_path_factory.mktemp("airflow-deployment"), config=config)
+    plugin = _FailureLogs(deployment)
+    request.config.pluginmanager.register(plugin, f"ges-deployment-{id(deployment)}")
+    try:
+        try:
+            deployment.start()
+        except BaseException as err:
+            raise DeploymentError(f"{err}\n{deployment.failure_report()}") from err
+        print(f"\nAirflow deployment up: {deployment.timings}", file=sys.stderr)
+        yield deployment
+    finally:
+        deployment.stop()
+        request.config.pluginmanager.unregister(plugin)
