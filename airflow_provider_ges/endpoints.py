@@ -83,3 +83,47 @@ def list_backups_request(
     graph = "" if graph_id is None else "/" + check_path_param("graph_id", graph_id)
     path = f"/v1.0/{project}/graphs{graph}/backups"
     return Request("GET", config.endpoint, path, {"offset": offset, "limit": limit})
+
+
+def _graph_path(config: GesConnectionConfig, graph_id: str) -> str:
+    project = check_path_param("project_id", config.project_id)
+    return f"/v1.0/{project}/graphs/{check_path_param('graph_id', graph_id)}"
+
+
+def show_graph_request(config: GesConnectionConfig, graph_id: str) -> Request:
+    """``GET /v1.0/{project_id}/graphs/{graph_id}``."""
+    return Request("GET", config.endpoint, _graph_path(config, graph_id))
+
+
+def create_backup_request(config: GesConnectionConfig, graph_id: str) -> Request:
+    """``POST /v1.0/{project_id}/graphs/{graph_id}/backups`` (no body) -> ``{"jobId"}``."""
+    return Request("POST", config.endpoint, _graph_path(config, graph_id) + "/backups")
+
+
+def delete_backup_request(config: GesConnectionConfig, graph_id: str, backup_id: str) -> Request:
+    """``DELETE /v1.0/{project_id}/graphs/{graph_id}/backups/{backup_id}``."""
+    backup = check_path_param("backup_id", backup_id)
+    return Request("DELETE", config.endpoint, f"{_graph_path(config, graph_id)}/backups/{backup}")
+
+
+def job_status_request(config: GesConnectionConfig, graph_id: str, job_id: str) -> Request:
+    """``GET /v1.0/{project_id}/graphs/{graph_id}/jobs/{job_id}/status``."""
+    job = check_path_param("job_id", job_id)
+    return Request("GET", config.endpoint, f"{_graph_path(config, graph_id)}/jobs/{job}/status")
+
+
+def graph_action_request(
+    config: GesConnectionConfig, graph_id: str, action: str, backup_id: str | None = None
+) -> Request:
+    """``POST /v1.0/{project_id}/graphs/{graph_id}/action?action_id=stop|start`` -> ``{"jobId"}``.
+
+    A start with ``backup_id`` sends the SDK's ``StartGraphReq`` body ``{"graph_backup_id": ...}``:
+    the graph then starts from that backup (GES's restore). Stop, and a plain start, send no body.
+    """
+    if action not in ("start", "stop"):
+        raise ValueError(f"action must be 'start' or 'stop', got {action!r}")
+    if backup_id is not None and action != "start":
+        raise ValueError("only a start can name a backup")
+    body = None if backup_id is None else {"graph_backup_id": check_path_param("backup_id", backup_id)}
+    path = _graph_path(config, graph_id) + "/action"
+    return Request("POST", config.endpoint, path, {"action_id": action}, body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
+from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -213,3 +214,115 @@ class BackupFilter(BaseModel):
     def select(self, backups: Iterable[Backup]) -> list[Backup]:
         """The matching backups, newest first."""
         return sort_newest_first(b for b in backups if self.matches(b))
+
+
+class GraphStatus:
+    """The graph status codes the lifecycle acts on (GES sends them as numbers or text)."""
+
+    RUNNING = "200"
+    DELETED = "400"
+    STOPPED = "900"
+    STOPPING = "901"
+    BACKING_UP = "903"
+    STARTING = "920"
+    #: States a graph leaves by itself: wait for them to end.
+    TRANSIENT = frozenset({STOPPING, BACKING_UP, STARTING, "100", "201", "202", "203", "204", "205"})
+
+
+class GraphReply(BaseModel):
+    """``GET /v1.0/{project_id}/graphs/{graph_id}``: ``{"graph": {...}}`` (the SDK's ShowGraphResponse)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    graph: Graph
+
+
+class JobStatus(str, Enum):
+    """The job states GES documents; ``success`` and ``failed`` are terminal. Unknown states are
+    kept as plain strings."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+TERMINAL_JOB_STATES = frozenset({JobStatus.SUCCESS, JobStatus.FAILED})
+WAITING_JOB_STATES = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
+
+
+def _job_time(value: Any) -> datetime | None:
+    """A job time: zone-less UTC text (``YYYY-MM-DDTHH:MM:SS``), ISO-8601 or epoch ms; garbled: None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return EPOCH + timedelta(milliseconds=value)
+    try:
+        return to_utc(value)
+    except ValueError:
+        return None
+
+
+class Job(BaseModel):
+    """A job as ``GET .../graphs/{graph_id}/jobs/{job_id}/status`` returns it.
+
+    ``begin_time``/``end_time`` are aware UTC datetimes from the zone-less UTC text (None when
+    absent or garbled); ``status`` is a ``JobStatus`` or, when GES sends something else, that text.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    job_id: str | None = Field(default=None, alias="jobId")
+    status: JobStatus | str | None = None
+    job_type: str | None = Field(default=None, alias="jobType")
+    job_name: str | None = Field(default=None, alias="jobName")
+    related_graph: str | None = Field(default=None, alias="relatedGraph")
+    begin_time: datetime | None = Field(default=None, alias="beginTime")
+    end_time: datetime | None = Field(default=None, alias="endTime")
+    fail_reason: str | None = Field(default=None, alias="failReason")
+    job_progress: float | None = Field(default=None, alias="jobProgress")
+
+    @field_validator("begin_time", "end_time", mode="before")
+    @classmethod
+    def _utc(cls, value: Any) -> datetime | None:
+        return _job_time(value)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_JOB_STATES
+
+    @property
+    def is_success(self) -> bool:
+        return self.status == JobStatus.SUCCESS
+
+    @property
+    def outcome(self) -> str:
+        """The one rule of every job wait: ``success``, ``failed`` (a failed job, or a state GES does
+        not document: never taken for a pass) or ``waiting`` (pending, running)."""
+        if self.status == JobStatus.SUCCESS:
+            return "success"
+        if self.status in WAITING_JOB_STATES:
+            return "waiting"
+        return "failed"
+
+    def describe(self, graph: str) -> str:
+        """How the job ended, for a failure message (its ``failReason`` when it has one)."""
+        what = f"{self.job_name or 'Job'} {self.job_id or '?'} of {graph}"
+        if self.status == JobStatus.FAILED:
+            return f"{what} failed: {self.fail_reason or 'GES gave no reason'}"
+        return f"{what} is in a state GES does not document: {self.status!r}"
+
+    def to_api(self) -> dict[str, Any]:
+        """The job with the API's field names (times as ISO-8601 UTC): the form for XCom."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class JobCreated(BaseModel):
+    """The reply of a call that starts a job (create backup, stop, start): ``{"jobId": ...}``."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    job_id: str = Field(alias="jobId", min_length=1)

@@ -84,8 +84,14 @@ def call(
     policy: RetryPolicy,
     *,
     authenticated: bool = True,
+    retry_on: Callable[[GesApiError], bool] | None = None,
 ) -> Plan[T]:
-    """One API call: auth, send, parse, retry transient errors, refresh a refused token once."""
+    """One API call: auth, send, parse, retry transient errors, refresh a refused token once.
+
+    ``retry_on`` narrows the retries of this call: a transient error is retried only if it says
+    so (e.g. a POST that must not run twice retries only errors the service cannot have acted on).
+    None: every transient error is retried. A 401's token refresh is not affected.
+    """
     attempt = 0
     stale: str | None = None
     refreshed = False
@@ -101,7 +107,7 @@ def call(
                 raise
             refreshed, stale = True, token
         except GesApiError as err:
-            wait = policy.delay(attempt, err)
+            wait = None if retry_on is not None and not retry_on(err) else policy.delay(attempt, err)
             if wait is None:
                 raise
             attempt += 1

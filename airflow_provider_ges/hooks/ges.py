@@ -21,12 +21,31 @@ from airflow_provider_ges import DEFAULT_CONN_ID, DEFAULT_PAGE_SIZE
 from airflow_provider_ges._compat import amask_secret, mask_secret
 from airflow_provider_ges.auth import TOKEN_CACHE, TokenKey
 from airflow_provider_ges.connection import GesConnectionConfig
-from airflow_provider_ges.endpoints import list_backups_request, list_graphs_request, token_request
+from airflow_provider_ges.endpoints import (
+    create_backup_request,
+    delete_backup_request,
+    graph_action_request,
+    job_status_request,
+    list_backups_request,
+    list_graphs_request,
+    show_graph_request,
+    token_request,
+)
 from airflow_provider_ges.enums import BackupMethod, BackupStatus
 from airflow_provider_ges.exceptions import GesApiError, GesAuthError, GesTransientError
 from airflow_provider_ges.form import field_behaviour, form_widgets
 from airflow_provider_ges.gate import Verdict, Watch, graph_id_named
-from airflow_provider_ges.models import Backup, BackupFilter, BackupPage, Graph, GraphPage, Token
+from airflow_provider_ges.models import (
+    Backup,
+    BackupFilter,
+    BackupPage,
+    Graph,
+    GraphPage,
+    GraphReply,
+    Job,
+    JobCreated,
+    Token,
+)
 from airflow_provider_ges.plans import (
     Authorize,
     Plan,
@@ -38,7 +57,7 @@ from airflow_provider_ges.plans import (
     drive_sync,
     listing,
 )
-from airflow_provider_ges.replies import Response, parse_json, parse_token
+from airflow_provider_ges.replies import Response, parse_json, parse_token, raise_for_error
 from airflow_provider_ges.signer import sign_request
 
 if TYPE_CHECKING:
@@ -76,6 +95,32 @@ def explain(err: Exception, config: GesConnectionConfig | None) -> str:
     if isinstance(err, GesTransientError) and err.status_code is None:
         return f"Cannot reach GES or IAM: {err} (check host, extra 'iam_endpoint' and 'proxies')"
     return str(err)
+
+
+#: Replies that come from the API gateway or a load balancer before GES itself saw the request.
+_REFUSED_BEFORE_ACTING = frozenset({429, 503})
+
+
+def resend_is_safe(err: GesApiError) -> bool:
+    """Whether a POST that starts a job (create backup, stop, start) may be sent again.
+
+    Only a 429 (throttled) or a 503 (service unavailable) is retried: both are answered before
+    the service acts, so a retry cannot start a second job. Everything else that is transient
+    for a GET is not: a dropped connection, a timeout or a 500/502/504 after the request went out
+    may have started the job (a second create would take a second backup, or fail on the first
+    one's GES.7002), and a garbled 2xx certainly did; GES.7002 on a create means a backup is
+    already running (the caller attaches to it). The callers re-read the state instead.
+    """
+    return err.status_code in _REFUSED_BEFORE_ACTING
+
+
+def delete_retry_is_safe(err: GesApiError) -> bool:
+    """Whether a backup delete may be sent again: any transient error but GES.7002.
+
+    Deleting twice cannot do harm (the second answers GES.7024: gone). GES.7002 says the backup
+    is still running: retrying would wait for it to end and then delete a backup someone wants.
+    """
+    return err.error_code != "GES.7002"
 
 
 class _GesHookBase(BaseHook):
@@ -117,6 +162,42 @@ class _GesHookBase(BaseHook):
             return list_graphs_request(config, offset, limit)
 
         return listing(page, GraphPage, self._policy(config), page_size)
+
+    def _show_graph_plan(self, config: GesConnectionConfig, graph_id: str) -> Plan[GraphReply]:
+        return call(
+            show_graph_request(config, graph_id), partial(parse_json, GraphReply), self._policy(config)
+        )
+
+    def _job_plan(self, config: GesConnectionConfig, graph_id: str, job_id: str) -> Plan[Job]:
+        return call(
+            job_status_request(config, graph_id, job_id), partial(parse_json, Job), self._policy(config)
+        )
+
+    def _create_backup_plan(self, config: GesConnectionConfig, graph_id: str) -> Plan[JobCreated]:
+        return call(
+            create_backup_request(config, graph_id),
+            partial(parse_json, JobCreated),
+            self._policy(config),
+            retry_on=resend_is_safe,
+        )
+
+    def _graph_action_plan(
+        self, config: GesConnectionConfig, graph_id: str, action: str, backup_id: str | None = None
+    ) -> Plan[JobCreated]:
+        return call(
+            graph_action_request(config, graph_id, action, backup_id),
+            partial(parse_json, JobCreated),
+            self._policy(config),
+            retry_on=resend_is_safe,
+        )
+
+    def _delete_backup_plan(self, config: GesConnectionConfig, graph_id: str, backup_id: str) -> Plan[None]:
+        yield from call(
+            delete_backup_request(config, graph_id, backup_id),
+            raise_for_error,
+            self._policy(config),
+            retry_on=delete_retry_is_safe,
+        )
 
     def _look_plan(self, config: GesConnectionConfig, watch: Watch) -> Plan[Verdict]:
         watch.project_id = config.project_id
@@ -268,6 +349,41 @@ class GesHook(_GesHookBase):
     def look(self, watch: Watch) -> Verdict:
         """One look of a backup wait (see ``airflow_provider_ges.gate``)."""
         return self._run(lambda config: self._look_plan(config, watch))
+
+    def get_graph(self, graph_id: str) -> Graph:
+        """One graph (``GET /graphs/{graph_id}``): its ``status`` code tells running (200) from
+        stopped (900) and the states in between. A missing graph is ``GesNotFoundError`` (GES.7000)."""
+        return self._run(lambda config: self._show_graph_plan(config, graph_id)).graph
+
+    def get_job(self, graph_id: str, job_id: str) -> Job:
+        """A job's status (pending, running, success, failed), fail reason and times."""
+        return self._run(lambda config: self._job_plan(config, graph_id, job_id))
+
+    def create_backup(self, graph_id: str) -> str:
+        """Start a manual backup of a running graph; the job's id (find the backup in the listing).
+
+        Retried only on 429/503 (see ``resend_is_safe``): a dropped connection after sending is
+        raised, as a retry could start a second backup. GES.7002 (a backup already running) and
+        GES.7019 (backup quota reached) are raised as they come.
+        """
+        return self._run(lambda config: self._create_backup_plan(config, graph_id)).job_id
+
+    def delete_backup(self, graph_id: str, backup_id: str) -> None:
+        """Delete one backup of a graph. Retried on transient errors but GES.7002 (running backup).
+
+        A missing backup is ``GesNotFoundError`` (GES.7024), also when a retry follows a first try
+        that went through but whose reply was lost: callers that only want it gone accept that.
+        """
+        self._run(lambda config: self._delete_backup_plan(config, graph_id, backup_id))
+
+    def stop_graph(self, graph_id: str) -> str:
+        """Stop a running graph (200 -> 901 -> 900); the job's id. Retried only on 429/503."""
+        return self._run(lambda config: self._graph_action_plan(config, graph_id, "stop")).job_id
+
+    def start_graph(self, graph_id: str, *, backup_id: str | None = None) -> str:
+        """Start a stopped graph; with ``backup_id``, **from that backup** (its current data is
+        replaced: GES's restore). The job's id. Retried only on 429/503."""
+        return self._run(lambda config: self._graph_action_plan(config, graph_id, "start", backup_id)).job_id
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call (a token, then a one-item listing). Never raises."""
@@ -442,3 +558,30 @@ class GesAsyncHook(_GesHookBase):
     async def look(self, watch: Watch) -> Verdict:
         """One look of a backup wait (see ``airflow_provider_ges.gate``)."""
         return await self._run(lambda config: self._look_plan(config, watch))
+
+    async def get_graph(self, graph_id: str) -> Graph:
+        """One graph (see ``GesHook.get_graph``)."""
+        return (await self._run(lambda config: self._show_graph_plan(config, graph_id))).graph
+
+    async def get_job(self, graph_id: str, job_id: str) -> Job:
+        """A job's status, fail reason and times (see ``GesHook.get_job``)."""
+        return await self._run(lambda config: self._job_plan(config, graph_id, job_id))
+
+    async def create_backup(self, graph_id: str) -> str:
+        """Start a manual backup; the job's id (see ``GesHook.create_backup``)."""
+        return (await self._run(lambda config: self._create_backup_plan(config, graph_id))).job_id
+
+    async def delete_backup(self, graph_id: str, backup_id: str) -> None:
+        """Delete one backup of a graph (see ``GesHook.delete_backup``)."""
+        await self._run(lambda config: self._delete_backup_plan(config, graph_id, backup_id))
+
+    async def stop_graph(self, graph_id: str) -> str:
+        """Stop a running graph; the job's id (see ``GesHook.stop_graph``)."""
+        return (await self._run(lambda config: self._graph_action_plan(config, graph_id, "stop"))).job_id
+
+    async def start_graph(self, graph_id: str, *, backup_id: str | None = None) -> str:
+        """Start a stopped graph, from ``backup_id`` when given (see ``GesHook.start_graph``)."""
+        started = await self._run(
+            lambda config: self._graph_action_plan(config, graph_id, "start", backup_id)
+        )
+        return started.job_id
