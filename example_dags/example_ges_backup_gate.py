@@ -1,8 +1,10 @@
 """Gate a nightly ETL on tonight's successful GES backup.
 
 The sensor waits in the triggerer (deferrable: no worker slot held) until the graph has a backup
-that started after the run's data interval began and succeeded; it fails at once if that backup
-failed. The ETL task then reads the backup it was let through by from XCom.
+that started after the run began and succeeded; it fails at once if that backup failed. "The run
+began" is the sensor's default ``newer_than``: the run's data interval start, or, for a manual run
+without a logical date, the moment it was triggered, so scheduled, manual and backfill runs all
+work. The ETL task then reads the backup it was let through by from XCom.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ with DAG(
     wait_for_backup = GesBackupSensor(
         task_id="wait_for_backup",
         graph_name="{{ params.graph_name }}",
-        newer_than="{{ data_interval_start }}",
         deferrable=True,
         poke_interval=timedelta(minutes=5),
         timeout=timedelta(hours=6).total_seconds(),

@@ -19,7 +19,8 @@ with DAG(
     failed_backups = GesListBackupsOperator(
         task_id="list_failed_backups",
         status="failed",
-        newer_than="{{ data_interval_start }}",
+        # the day before the run: works for scheduled, manual (with or without a logical date) and backfill runs
+        newer_than="{{ dag_run.run_after - macros.timedelta(days=1) }}",
     )
 
     @task
@@ -28,9 +29,9 @@ with DAG(
         for backup in backups:
             per_graph[backup["graph_name"]] = per_graph.get(backup["graph_name"], 0) + 1
         for graph, count in sorted(per_graph.items()):
-            print(f"{graph}: {count} failed backup(s) since the interval began")
+            print(f"{graph}: {count} failed backup(s) in the day before the run")
         if not per_graph:
-            print("No failed backups since the interval began")
+            print("No failed backups in the day before the run")
         return per_graph
 
     report(failed_backups.output)
