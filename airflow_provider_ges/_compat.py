@@ -12,6 +12,10 @@ from airflow import __version__ as AIRFLOW_VERSION
 
 AIRFLOW_V_3_2_PLUS = tuple(int(p) for p in AIRFLOW_VERSION.split(".")[:2]) >= (3, 2)
 AIRFLOW_V_3_3_PLUS = tuple(int(p) for p in AIRFLOW_VERSION.split(".")[:2]) >= (3, 3)
+#: 3.3: event triggers with equal ``shared_stream_key()`` share one poll (``filter_shared_stream``).
+HAS_SHARED_STREAMS = AIRFLOW_V_3_3_PLUS
+#: 3.3: the triggerer gives an event trigger its watched assets' state store (``asset_state_store``).
+HAS_ASSET_STATE_STORE = AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING or AIRFLOW_V_3_2_PLUS:
     # 3.2 moved the task exceptions and ``conf`` into the task SDK
@@ -35,11 +39,14 @@ __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_2_PLUS",
     "AIRFLOW_V_3_3_PLUS",
+    "HAS_ASSET_STATE_STORE",
+    "HAS_SHARED_STREAMS",
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "TaskDeferred",
     "amask_secret",
+    "asset_state_accessors",
     "conf",
     "dag_bag",
     "default_deferrable",
@@ -91,3 +98,21 @@ def dag_bag(folder: str) -> Any:
     else:
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
     return DagBag(folder)
+
+
+def asset_state_accessors(trigger: Any) -> list[Any]:
+    """The state accessors (``aget``/``aset``) of the assets an event trigger watches.
+
+    Airflow 3.3 sets ``trigger.asset_state_store`` when it runs the trigger as an asset watcher: one
+    accessor per watched asset (a trigger shared by several assets gets several). Empty on 3.1 and
+    3.2 (no asset state store), and when the trigger runs outside a watcher (a test, a benchmark).
+    An object without the 3.3 mapping is taken as one accessor (a test's fake store).
+    """
+    store = getattr(trigger, "asset_state_store", None)
+    if store is None:
+        return []
+    by_name = getattr(store, "_by_name", None)
+    by_uri = getattr(store, "_by_uri", None)
+    if isinstance(by_name, dict) and isinstance(by_uri, dict):
+        return [*by_name.values(), *by_uri.values()]
+    return [store]
