@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Hashable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
-from airflow_provider_ges.exceptions import GesApiError
-from airflow_provider_ges.gate import BackupGate, Watch
+from airflow_provider_ges import DEFAULT_CONN_ID
+from airflow_provider_ges._compat import HAS_SHARED_STREAMS, asset_state_accessors
+from airflow_provider_ges.enums import BackupMethod, BackupStatus, choice
+from airflow_provider_ges.exceptions import GesApiError, GesNotFoundError
+from airflow_provider_ges.gate import BackupGate, Watch, graph_list_refused
 from airflow_provider_ges.hooks.ges import GesAsyncHook
+from airflow_provider_ges.models import Backup
+from airflow_provider_ges.watermark import Watermark, advance, state_key, watched
 
 
 class GesBackupTrigger(BaseTrigger):
@@ -90,3 +97,234 @@ class GesBackupTrigger(BaseTrigger):
             await asyncio.sleep(
                 self.poll_interval if remaining is None else min(self.poll_interval, remaining)
             )
+
+
+@dataclass(frozen=True)
+class BackupListing:
+    """One poll of a graph's backups (every method): the raw event of the shared stream."""
+
+    backups: tuple[Backup, ...]
+
+
+class _GraphBackups:
+    """Lists the backups of one graph, given by id, or by name (looked up once, again if it is gone).
+
+    When the name is ambiguous or the graph list is refused, the project's backups are filtered by
+    the name instead (the rule of ``airflow_provider_ges.gate.Watch``).
+    """
+
+    def __init__(self, hook: GesAsyncHook, graph_id: str | None, graph_name: str | None) -> None:
+        self.hook = hook
+        self.graph_id = graph_id
+        self.graph_name = graph_name
+        self.found_graph_id: str | None = None
+        self.looked_up = False
+
+    async def list(self) -> list[Backup]:
+        if self.graph_id:
+            return await self.hook.list_backups(self.graph_id)
+        if not self.looked_up:
+            try:
+                self.found_graph_id = await self.hook.find_graph_id(self.graph_name or "")
+            except GesApiError as err:
+                if not graph_list_refused(err):
+                    raise
+                self.hook.log.warning(
+                    "Cannot list the graphs of the project, so filtering all its backups by name: %s", err
+                )
+            self.looked_up = True
+        if self.found_graph_id is None:
+            return await self.hook.list_backups(None, graph_name=self.graph_name)
+        try:
+            return await self.hook.list_backups(self.found_graph_id)
+        except GesNotFoundError:
+            self.found_graph_id, self.looked_up = None, False  # deleted, perhaps re-created: look again
+            raise
+
+
+class GesBackupEventTrigger(BaseEventTrigger):
+    """An asset watcher's trigger: one event per backup of a graph that reaches ``success``.
+
+    ``Asset("ges://movies", watchers=[AssetWatcher("movies_backups", GesBackupEventTrigger(
+    graph_name="movies"))])`` updates the asset once for every backup of graph ``movies`` that
+    succeeds after the watcher first started; a DAG scheduled on the asset finds the backup (the
+    API's dict) in ``triggering_asset_events[asset][-1].extra["payload"]``. Backups that succeeded
+    before the watcher first started never fire, nor does a backup fire twice. What it has reported
+    (its watermark, ``airflow_provider_ges.watermark``) lives:
+
+    - on Airflow >= 3.3, in the asset state store: a triggerer that is killed and restarted carries
+      on where it was, so a backup that succeeded meanwhile fires once after the restart, and none
+      fires again. Triggers of one graph through one connection (same poll interval) share one poll
+      (``shared_stream_key``): 50 watchers of 5 graphs list 5 times per interval.
+    - on Airflow 3.1/3.2, in memory only: the first poll after a restart is a new baseline, so a
+      backup that succeeded while the triggerer was down does not fire (and none fires twice).
+
+    An error polling GES is logged and the poll tried again at the next interval: a watcher never
+    ends. See ``docs/events.md``.
+
+    :param graph_id: the graph's id (or give ``graph_name``).
+    :param graph_name: the graph's name, looked up once (again when the graph is gone).
+    :param backup_method: only backups made this way (``auto``, ``manual``, ``import``).
+    :param status: the status that fires: ``success`` (default) or ``failed`` (a failure watcher,
+        for its own asset and alerting DAG).
+    :param ges_conn_id: the connection; the trigger carries its id, never a token.
+    :param poll_interval: seconds between listings.
+    """
+
+    #: Seconds between firing and storing the watermark, so that the fired events are persisted
+    #: first: a kill in between repeats those events after the restart instead of losing them.
+    commit_delay: ClassVar[float] = 5.0
+
+    def __init__(
+        self,
+        *,
+        graph_id: str | None = None,
+        graph_name: str | None = None,
+        backup_method: BackupMethod | str | None = None,
+        status: BackupStatus | str = BackupStatus.SUCCESS,
+        ges_conn_id: str = DEFAULT_CONN_ID,
+        poll_interval: float = 60.0,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        if not graph_id and not graph_name:
+            raise ValueError("give graph_id or graph_name")
+        method = choice("backup_method", backup_method, BackupMethod)
+        fires = choice("status", status, BackupStatus)
+        if fires not in (BackupStatus.SUCCESS, BackupStatus.FAILED):
+            raise ValueError(f"status must be 'success' or 'failed', got {status!r}")
+        if not poll_interval > 0:
+            raise ValueError(f"poll_interval must be positive, got {poll_interval!r}")
+        self.graph_id = graph_id or None
+        self.graph_name = None if graph_id else graph_name
+        self.backup_method = None if method is None else method.value
+        self.status = fires.value
+        self.ges_conn_id = ges_conn_id
+        self.poll_interval = float(poll_interval)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "graph_id": self.graph_id,
+                "graph_name": self.graph_name,
+                "backup_method": self.backup_method,
+                "status": self.status,
+                "ges_conn_id": self.ges_conn_id,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    @property
+    def graph(self) -> str:
+        return f"graph {self.graph_name!r}" if self.graph_name else f"graph id {self.graph_id!r}"
+
+    @property
+    def state_key(self) -> str:
+        """This watcher's key in its assets' state store."""
+        return state_key(
+            self.ges_conn_id,
+            graph_id=self.graph_id,
+            graph_name=self.graph_name,
+            backup_method=self.backup_method,
+            status=self.status,
+        )
+
+    def shared_stream_key(self) -> Hashable | None:
+        """Watchers of one graph through one connection at one poll interval share a poll (3.3)."""
+        if not HAS_SHARED_STREAMS:
+            return None
+        graph = ("id", self.graph_id) if self.graph_id else ("name", self.graph_name)
+        return ("airflow_provider_ges.backups", self.ges_conn_id, *graph, self.poll_interval)
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        """The shared poll: a ``BackupListing`` of the graph every poll interval, forever."""
+        async for listing in cls(**kwargs).listings():
+            yield listing
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        async for event in self.react(shared_stream):
+            yield event
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async for event in self.react(self.listings()):
+            yield event
+
+    async def listings(self) -> AsyncIterator[BackupListing]:
+        """List the graph's backups every ``poll_interval`` seconds; a failed poll is logged, skipped."""
+        loop = asyncio.get_running_loop()
+        async with GesAsyncHook(self.ges_conn_id) as hook:
+            graph = _GraphBackups(hook, self.graph_id, self.graph_name)
+            while True:
+                started = loop.time()
+                try:
+                    backups = await graph.list()
+                except GesApiError as err:
+                    level = logging.WARNING if err.transient else logging.ERROR
+                    self.log.log(level, "Cannot list the backups of %s; will poll again: %s", self.graph, err)
+                except Exception as err:  # a bad connection, say: logged, and tried again
+                    self.log.error(
+                        "Cannot list the backups of %s; will poll again: %s: %s",
+                        self.graph,
+                        type(err).__name__,
+                        err,
+                    )
+                else:
+                    yield BackupListing(tuple(backups))
+                await asyncio.sleep(max(0.0, self.poll_interval - (loop.time() - started)))
+
+    async def react(self, listings: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        """The events of a stream of listings, keeping the watermark (in the asset state store on
+        Airflow >= 3.3, else in memory)."""
+        stores = asset_state_accessors(self)
+        key = self.state_key
+        loaded = not stores
+        mark: Watermark | None = None
+        stored: Watermark | None = None
+        async for listing in listings:
+            if not loaded:
+                try:
+                    values = [await store.aget(key) for store in stores]
+                except Exception as err:  # not knowing what was reported, report nothing yet
+                    self.log.warning("Cannot read the watermark of %s; will try again: %s", self.graph, err)
+                    continue
+                mark = stored = Watermark.merge(Watermark.from_state(v) for v in values)
+                loaded = True
+                if mark is None and any(v is not None for v in values):
+                    self.log.warning("The stored watermark of %s is unreadable: starting afresh", self.graph)
+                elif mark is not None:
+                    self.log.info(
+                        "Resuming the watch of %s: %d backups reported already",
+                        self.graph,
+                        len(mark.reported),
+                    )
+            considered = watched(
+                listing.backups,
+                graph_id=self.graph_id,
+                graph_name=self.graph_name,
+                backup_method=self.backup_method,
+            )
+            step = advance(mark, considered, status=self.status)
+            if step.baseline:
+                self.log.info(
+                    "Watching %s for %s backups; %d already there do not fire",
+                    self.graph,
+                    self.status,
+                    len(step.baselined),
+                )
+            for backup in step.fire:
+                self.log.info(
+                    "Backup %r (id %s) of %s is %s: firing", backup.name, backup.id, self.graph, self.status
+                )
+                yield TriggerEvent(backup.to_api())  # type: ignore[no-untyped-call]
+            mark = step.mark
+            if stores and mark != stored:
+                if step.fire:
+                    await asyncio.sleep(self.commit_delay)
+                try:
+                    for store in stores:
+                        await store.aset(key, mark.to_state())
+                except Exception as err:  # kept in memory; stored with the next listing
+                    self.log.warning("Cannot store the watermark of %s; will try again: %s", self.graph, err)
+                else:
+                    stored = mark
