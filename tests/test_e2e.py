@@ -189,4 +189,8 @@ def test_example_dags_import_without_touching_connections(monkeypatch: pytest.Mo
     monkeypatch.delenv("AIRFLOW_CONN_GES_DEFAULT", raising=False)
     bag = dag_bag(str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"example_ges_backup_gate", "example_ges_list_backups"}
+    assert set(bag.dag_ids) == {
+        "example_ges_backup_asset",
+        "example_ges_backup_gate",
+        "example_ges_list_backups",
+    }
