@@ -143,6 +143,8 @@ class Watch:
     gate: BackupGate
     project_id: str = ""
     found_graph_id: str | None = None
+    #: share listings with other waiters of this process for this many seconds (the triggers' poll)
+    share_for: float | None = None
     looked_up: bool = False
     _missing_names: list[str] | None = field(default=None, repr=False)
     _last_line: tuple[str, float] | None = field(default=None, repr=False)

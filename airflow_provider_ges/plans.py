@@ -8,8 +8,9 @@ once, and the sans-IO core is tested with a fake ``send`` (tests/test_plans.py).
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Hashable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from airflow_provider_ges.endpoints import Request
 from airflow_provider_ges.exceptions import GesApiError, GesAuthError
 from airflow_provider_ges.paging import MIN_PAGE_SIZE, Pager, refuses_paging
 from airflow_provider_ges.replies import Response, parse_json
+from airflow_provider_ges.shared import SHARED
 
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
@@ -57,8 +59,25 @@ class Warn:
     message: str
 
 
-Effect = Authorize | Send | Sleep | Warn
+@dataclass(frozen=True)
+class Share:
+    """Resume with the result of ``plan``: the async driver shares it with every coroutine that
+    asks for the same ``key`` (see ``airflow_provider_ges.shared``); the sync driver just runs it."""
+
+    key: Hashable
+    fresh_for: float
+    plan: Generator[Any, Any, Any]
+
+
+Effect = Authorize | Send | Sleep | Warn | Share
 Plan = Generator[Effect, Any, T]
+
+
+def shared(key: Hashable, fresh_for: float | None, plan: Plan[T]) -> Plan[T]:
+    """``plan``, its result shared under ``key`` for ``fresh_for`` seconds (None: not shared)."""
+    if fresh_for is None:
+        return (yield from plan)
+    return (yield Share(key, fresh_for, plan))  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -179,6 +198,8 @@ def drive_sync(
                 result = authorize(effect)
             elif isinstance(effect, Sleep):
                 sleep(effect)
+            elif isinstance(effect, Share):
+                result = drive_sync(effect.plan, send, authorize, sleep, warn)
             else:
                 warn(effect.message)
         except GesApiError as exc:
@@ -208,6 +229,9 @@ async def drive_async(
                 result = await authorize(effect)
             elif isinstance(effect, Sleep):
                 await sleep(effect)
+            elif isinstance(effect, Share):
+                run = functools.partial(drive_async, effect.plan, send, authorize, sleep, warn)
+                result = await SHARED.get(effect.key, effect.fresh_for, run)
             else:
                 warn(effect.message)
         except GesApiError as exc:

@@ -56,6 +56,7 @@ from airflow_provider_ges.plans import (
     drive_async,
     drive_sync,
     listing,
+    shared,
 )
 from airflow_provider_ges.replies import Response, parse_json, parse_token, raise_for_error
 from airflow_provider_ges.signer import sign_request
@@ -200,10 +201,17 @@ class _GesHookBase(BaseHook):
         )
 
     def _look_plan(self, config: GesConnectionConfig, watch: Watch) -> Plan[Verdict]:
+        """One look of a wait; its listings shared with other waiters on the same connection
+        (endpoint, project, credentials) when ``watch.share_for`` is set."""
         watch.project_id = config.project_id
+        who = (config.endpoint, TokenKey.of(config))
         return watch.look(
-            lambda: self._graphs_plan(config),
-            lambda graph_id: self._backups_plan(config, graph_id, DEFAULT_PAGE_SIZE),
+            lambda: shared((who, "graphs"), watch.share_for, self._graphs_plan(config)),
+            lambda graph_id: shared(
+                (who, "backups", graph_id),
+                watch.share_for,
+                self._backups_plan(config, graph_id, DEFAULT_PAGE_SIZE),
+            ),
         )
 
     def _log_retry(self, effect: Sleep) -> None:

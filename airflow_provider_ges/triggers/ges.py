@@ -47,7 +47,10 @@ class GesBackupTrigger(BaseTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.ges_conn_id = ges_conn_id
-        self.watch = Watch(BackupGate.model_validate(gate), found_graph_id=found_graph_id)
+        # listings are shared with the other triggers of this triggerer on the same graph
+        self.watch = Watch(
+            BackupGate.model_validate(gate), found_graph_id=found_graph_id, share_for=poll_interval
+        )
         self.poll_interval = poll_interval
         self.end_time = end_time
 
@@ -94,6 +97,97 @@ class GesBackupTrigger(BaseTrigger):
                     "status": "timeout",
                     "message": f"No successful backup of {self.watch.gate.graph} in time",
                 }
+            await asyncio.sleep(
+                self.poll_interval if remaining is None else min(self.poll_interval, remaining)
+            )
+
+
+class GesJobTrigger(BaseTrigger):
+    """Poll a GES job (a backup, stop or start of a graph) until it ends or the deadline comes.
+
+    The same rules as ``GesBackupTrigger``: exactly one event, a dict with ``status``: ``success``
+    (with ``job``, API field names), ``failed`` (a failed job, or one in a state GES does not
+    document: with ``job`` and ``message``, the job's fail reason), ``timeout`` or ``error`` (with
+    ``message``); every event also carries ``graph_id``, ``job_id`` and ``echo``. Transient API
+    errors are retried and then waited out. The job's status is logged
+    when it changes.
+
+    :param ges_conn_id: the connection; the trigger carries its id, never a token.
+    :param graph_id: the job's graph.
+    :param job_id: the job.
+    :param poll_interval: seconds between looks.
+    :param end_time: a UNIX time after which a ``timeout`` event ends the wait (None: never).
+    :param echo: JSON data handed back unchanged in every event (under ``echo``): what the deferring
+        task needs when it resumes. (Not ``defer(kwargs=...)``: ``dag.test()`` drops those.)
+    """
+
+    def __init__(
+        self,
+        *,
+        ges_conn_id: str,
+        graph_id: str,
+        job_id: str,
+        poll_interval: float = 30.0,
+        end_time: float | None = None,
+        echo: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.ges_conn_id = ges_conn_id
+        self.graph_id = graph_id
+        self.job_id = job_id
+        self.poll_interval = poll_interval
+        self.end_time = end_time
+        self.echo = echo or {}
+
+    def __repr__(self) -> str:
+        return (
+            f"GesJobTrigger(ges_conn_id={self.ges_conn_id!r}, graph_id={self.graph_id!r},"
+            f" job_id={self.job_id!r})"
+        )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "ges_conn_id": self.ges_conn_id,
+                "graph_id": self.graph_id,
+                "job_id": self.job_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "echo": self.echo,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async with GesAsyncHook(self.ges_conn_id) as hook:
+            event = await self._wait(hook)
+            event.update(graph_id=self.graph_id, job_id=self.job_id, echo=self.echo)
+            yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+
+    async def _wait(self, hook: GesAsyncHook) -> dict[str, Any]:
+        graph = f"graph id {self.graph_id!r}"
+        last: Any = object()
+        while True:
+            try:
+                job = await hook.get_job(self.graph_id, self.job_id)
+            except GesApiError as err:
+                if not err.transient:
+                    return {"status": "error", "message": str(err)}
+                self.log.warning("GES still failing after retries; will poll again: %s", err)
+            except Exception as err:  # a bad connection or argument: end the wait with the reason
+                return {"status": "error", "message": f"{type(err).__name__}: {err}"}
+            else:
+                if job.status != last:
+                    self.log.info("Job %s of %s is %s", self.job_id, graph, job.status)
+                    last = job.status
+                outcome = job.outcome
+                if outcome == "success":
+                    return {"status": "success", "job": job.to_api()}
+                if outcome == "failed":
+                    return {"status": "failed", "job": job.to_api(), "message": job.describe(graph)}
+            remaining = None if self.end_time is None else self.end_time - time.time()
+            if remaining is not None and remaining <= 0:
+                return {"status": "timeout", "message": f"Job {self.job_id} of {graph} did not end in time"}
             await asyncio.sleep(
                 self.poll_interval if remaining is None else min(self.poll_interval, remaining)
             )
