@@ -175,3 +175,120 @@ class GesBackupSensor(BaseSensorOperator):
         if status == "timeout":
             raise AirflowSensorTimeout(event["message"])
         raise RuntimeError(f"GES backup trigger ended with {status!r}: {event.get('message')}")
+
+
+class GesJobSensor(BaseSensorOperator):
+    """Wait for a GES job (a backup, stop or start of a graph, started elsewhere) to succeed.
+
+    Passes when the job's status is ``success``, returning the job (API field names) to XCom.
+    Fails at once, without retries, when it ``failed`` (with GES's fail reason) or is in a state
+    GES does not document (never taken for a pass); ``soft_fail`` skips instead. Waits while it is
+    ``pending`` or ``running``; transient API errors are retried and then waited out. The rule is
+    ``Job.outcome``, shared with ``GesJobTrigger`` and the operators.
+
+    :param graph_id: the job's graph (give this or ``graph_name``). Templated.
+    :param graph_name: the graph's name, looked up once per try. Templated.
+    :param job_id: the job. Templated (e.g. ``"{{ ti.xcom_pull('backup', key='job_id') }}"``).
+    :param ges_conn_id: the ``ges`` connection. Templated.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    """
+
+    template_fields: Sequence[str] = ("graph_id", "graph_name", "job_id", "ges_conn_id")
+    ui_color = "#c7e9f9"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        graph_id: str | None = None,
+        graph_name: str | None = None,
+        ges_conn_id: str = DEFAULT_CONN_ID,
+        deferrable: bool | None = None,
+        poke_interval: float | timedelta = 30,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        from airflow_provider_ges.operators.ges import check_id, check_one_graph
+
+        check_one_graph(self.task_id, graph_id, graph_name)
+        self.job_id = check_id("job_id", job_id)
+        self.graph_id = graph_id
+        self.graph_name = graph_name
+        self.ges_conn_id = ges_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._resolved: str | None = None
+
+    @cached_property
+    def hook(self) -> GesHook:
+        from airflow_provider_ges.hooks.ges import GesHook  # at run time: DAG parsing stays cheap
+
+        return GesHook(self.ges_conn_id)
+
+    def _graph_id(self) -> str:
+        if self._resolved is None:
+            from airflow_provider_ges.operators.ges import resolve_graph_id
+
+            self._resolved = resolve_graph_id(self.hook, self.graph_id or None, self.graph_name or None)
+        return self._resolved
+
+    def _job_id(self) -> str:
+        from airflow_provider_ges.operators.ges import check_id
+
+        try:
+            return check_id("job_id", self.job_id, rendered=True)
+        except ValueError as err:
+            raise AirflowFailException(str(err)) from None
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        try:
+            outcome = self.poke(context)
+        except AirflowFailException as err:
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping (soft_fail): {err}") from err
+            raise
+        if outcome:
+            return outcome.xcom_value
+        from airflow_provider_ges.triggers.ges import GesJobTrigger
+
+        self.defer(
+            trigger=GesJobTrigger(
+                ges_conn_id=self.ges_conn_id,
+                graph_id=self._graph_id(),
+                job_id=self._job_id(),
+                poll_interval=self.poke_interval,
+                end_time=time.time() + self.timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        graph_id, job_id = self._graph_id(), self._job_id()
+        try:
+            job = self.hook.get_job(graph_id, job_id)
+        except GesApiError as err:
+            if not err.transient:
+                raise
+            self.log.warning("GES still failing after retries; will look again: %s", err)
+            return PokeReturnValue(False)
+        self.log.info("Job %s of graph id %s is %s", job_id, graph_id, job.status)
+        if job.outcome == "failed":
+            raise AirflowFailException(job.describe(f"graph id {graph_id!r}"))
+        if job.outcome == "success":
+            return PokeReturnValue(True, job.to_api())
+        return PokeReturnValue(False)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the trigger: return the job, or raise on anything but success."""
+        status = event.get("status")
+        if status == "success":
+            return event["job"]
+        if status == "failed":
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping (soft_fail): {event['message']}")
+            raise AirflowFailException(event["message"])
+        if status == "timeout":
+            raise AirflowSensorTimeout(event["message"])
+        raise RuntimeError(f"GES job trigger ended with {status!r}: {event.get('message')}")
