@@ -33,6 +33,11 @@ isolate_airflow()
 METHODS = (None, "auto", "manual")
 
 
+def near(measured: float, expected: int) -> bool:
+    """Within 5%: the window's edges may catch a poll more or less than whole intervals hold."""
+    return abs(measured - expected) <= 0.05 * expected
+
+
 def build(graphs: list[str], per_graph: int, poll: float) -> list[Any]:
     from airflow_provider_ges.triggers.ges import GesBackupEventTrigger
 
@@ -130,7 +135,7 @@ def main() -> None:
             "backup listings per poll interval, each trigger alone",
             f"{alone['per_interval']:.1f}",
             target=f"= {watchers} (one per watcher)",
-            ok=round(alone["per_interval"]) == watchers,
+            ok=near(alone["per_interval"], watchers),
         )
     ]
     notes = [setup, f"graph look-ups at start: {alone['lookups']} alone"]
@@ -145,7 +150,7 @@ def main() -> None:
                 f"{alone['per_interval']:.1f}",
                 f"{1 / ratio:.3f} ({ratio:.1f}x fewer)",
                 f"= {args.graphs} (one per graph)",
-                round(shared["per_interval"]) == args.graphs,
+                near(shared["per_interval"], args.graphs),
             ),
         )
         notes[1] += f", {shared['lookups']} shared"
