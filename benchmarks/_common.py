@@ -45,6 +45,8 @@ class Row:
     ratio: str = ""
     target: str = ""
     ok: bool | None = None
+    #: the goal of issue 14 this row measures ("" for context rows): run_all.py lists them first
+    goal: str = ""
 
 
 def emit(rows: Sequence[Row], notes: Sequence[str] = ()) -> None:

@@ -3,7 +3,8 @@
     python benchmarks/_emulator_server.py [--graphs N] [--backups N] [--pending N] [--faults SPEC]
         [--backlog N]
 
-On start it prints ``{"url", "connections": {"password", "aksk"}, "pending": [[graph_id, backup_id]...]}``:
+On start it prints ``{"url", "connections": {"password", "aksk"}, "pending": [[graph_id, backup_id,
+graph_name]...]}``:
 ``--pending N`` adds, to each of the first N graphs, one backup started now and still ``backing_up``.
 ``--backlog N`` sets the listen backlog (the stdlib's ``socketserver`` default, which the emulator keeps,
 is 5: a thousand clients connecting at once overflow it and wait for SYN retransmits). Then it answers
@@ -75,7 +76,7 @@ def main() -> None:
         server._Server.request_queue_size = args.backlog
     emu = GesEmulator(graphs=args.graphs, backups=args.backups, seed=7, faults=args.faults or None)
     pending = [
-        (graph["id"], emu.add_backup(graph["id"], status="backing_up", duration=0)["id"])
+        (graph["id"], emu.add_backup(graph["id"], status="backing_up", duration=0)["id"], graph["name"])
         for graph in emu.graphs()[: args.pending]
     ]
     peak = ThreadPeak()
@@ -108,11 +109,11 @@ def main() -> None:
                 reply({})
             elif command == "flip":
                 start = time.time()
-                for _, backup_id in pending:
+                for _, backup_id, _ in pending:
                     emu.set_backup_status(backup_id, "success")
                 reply({"start": start, "end": time.time()})
             elif command == "unflip":
-                for _, backup_id in pending:
+                for _, backup_id, _ in pending:
                     emu.set_backup_status(backup_id, "backing_up")
                 reply({})
             else:

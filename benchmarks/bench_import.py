@@ -35,7 +35,7 @@ TARGETS = {
     "ours": "import airflow_provider_ges.sensors.ges, airflow_provider_ges.operators.ges",
     "HttpSensor": "from airflow.providers.http.sensors.http import HttpSensor",
 }
-TARGET_MS = 30.0
+TARGET_MS = 15.0
 # cwd of the ``python -c`` children: not the repo, whose package would shadow the installed one
 HOME = os.environ["AIRFLOW_HOME"]
 TIME_IT = """
@@ -47,6 +47,26 @@ t1 = time.perf_counter()
 t2 = time.perf_counter()
 print(json.dumps([t1 - t0, t2 - t1]))
 """
+
+
+def compile_package() -> int:
+    """Write our package's bytecode (``__pycache__``, git-ignored), as an installed wheel has it.
+
+    An editable install under ``PYTHONDONTWRITEBYTECODE=1`` (this machine sets it) has none, so
+    every import would compile our modules from source (~50-70 ms more), a cost no user pays;
+    Airflow's own bytecode is written at install time (``uv pip install --compile-bytecode``).
+    Returns how many files had to be compiled.
+    """
+    code = (
+        "import compileall, os, sys, airflow_provider_ges as p;"
+        " before = sum(len(f) for _, _, f in os.walk(os.path.dirname(p.__file__)));"
+        " compileall.compile_dir(os.path.dirname(p.__file__), quiet=1);"
+        " print(sum(len(f) for _, _, f in os.walk(os.path.dirname(p.__file__))) - before)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, cwd=HOME
+    )
+    return int(out.stdout.strip().splitlines()[-1])
 
 
 def forked_sample(target: str) -> float:
@@ -132,6 +152,7 @@ def main() -> None:
     forks = args.forks or (10 if args.quick else 30)
     fresh = args.fresh if args.fresh is not None else (1 if args.quick else 3)
 
+    compiled = compile_package()
     sdk_start = time.perf_counter()
     import airflow.sdk  # noqa: F401  (the parent every fork starts from)
 
@@ -161,6 +182,7 @@ def main() -> None:
             f"{ours / http:.2f}" if http else "",
             f"<= {TARGET_MS:g} and <= HttpSensor",
             ours <= TARGET_MS and (http is None or ours <= http),
+            goal="5 import",
         ),
     ]
     if fresh:
@@ -192,6 +214,7 @@ def main() -> None:
     else:
         notes.append("apache-airflow-providers-http is not installed: no HttpSensor comparison")
     notes.append(f"parent's `import airflow.sdk` took {sdk_seconds:.1f} s")
+    notes.append(f"bytecode of our package written first: {compiled} new files (0: it was there already)")
     emit(rows, notes)
 
 

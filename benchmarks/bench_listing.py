@@ -1,23 +1,37 @@
-"""Benchmark 1: list 10,000 backups with ``GesHook.list_backups()`` and with the official SDK.
+"""Benchmark 1: list 10,000 backups with ``GesHook.list_backups()``, the official SDK and a bare client.
 
-Both page through ``GET /v1.0/{project}/graphs/backups`` with the same page size against one emulator
-running in its own process (so the server's work never competes with the client for the GIL; both
-clients face the same server). Ours uses password/token auth (and AK/SK when the connection's
-``extra.auth_type="aksk"`` works); the SDK signs every call with AK/SK, the only auth it speaks.
-Each run starts cold: a new hook (new session, empty token cache) and a new SDK client. Runs
-alternate between the clients; times are medians, and the ratio is the median of each round's own
-ours/SDK ratio (so load that drifts during the run hits both sides alike). The client's CPU time is
-reported too: on a busy machine it moves less than the wall time.
+All three page through ``GET /v1.0/{project}/graphs/backups`` (page 100) against one emulator running
+in its own process, so the server's work never competes with the client for the GIL and
+``time.process_time()`` of this process is the client's CPU alone. Clients:
+
+- ours: ``GesHook(conn).list_backups(page_size=100)``, typed and validated ``Backup`` models, with
+  password/token auth and again with ``extra.auth_type="aksk"``;
+- the SDK: ``GesClient`` with ``BasicCredentials`` (AK/SK, the only auth it speaks), looping
+  ``list_backups(ListBackupsRequest(offset, limit))`` until ``backupCount``;
+- bare: a ``requests.Session``, one token request, then ``session.get(...).json()`` per page until
+  ``backupCount``: the floor any Python client pays (dicts, no validation).
+
+Each run is cold (a new hook, session, token and secrets masker; a new SDK client; a new bare
+session) and starts after a ``gc.collect()``. Runs alternate between the clients; ratios are the
+median of each round's own ratio (load that drifts hits every side alike), in client CPU time and in
+wall time. The whole comparison runs twice: against the emulator as is, and against it with a
+per-request latency (``--latency-ms``, every GES and IAM call: a slow server, where wall time is
+mostly waiting and the extra requests of a client count).
+
+When ours/bare misses its target, one extra run of ours under ``cProfile`` lists where the CPU goes.
 
     python benchmarks/bench_listing.py [--quick] [--runs N] [--backups N] [--page-size N]
+        [--latency-ms 20] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import math
 import os
+import pstats
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +44,8 @@ from _common import EmulatorProcess, Row, emit, isolate_airflow, median
 isolate_airflow()
 
 Lister = Callable[[], int]  # lists every backup once; returns how many it got
+BARE_TARGET = 1.1  # ours / bare, CPU and wall
+SDK_TARGET = 0.4  # ours / SDK, CPU and wall
 
 
 def forget_secrets() -> None:
@@ -80,6 +96,32 @@ def sdk(conn: dict[str, Any], page_size: int) -> Lister:
     return run
 
 
+def bare(conn: dict[str, Any], page_size: int) -> Lister:
+    """What a hand-written ``requests`` loop costs: a token, then ``.json()`` per page."""
+    import requests
+
+    from airflow_provider_ges.endpoints import password_auth_body
+
+    extra = conn["extra"]
+    body = password_auth_body(conn["login"], conn["password"], extra["domain_name"], extra["project_id"])
+    url = f"{conn['host']}/v1.0/{extra['project_id']}/graphs/backups"
+
+    def run() -> int:
+        with requests.Session() as session:
+            reply = session.post(f"{extra['iam_endpoint']}/v3/auth/tokens", json=body, timeout=30)
+            reply.raise_for_status()
+            headers = {"X-Auth-Token": reply.headers["X-Subject-Token"]}
+            backups: list[dict[str, Any]] = []
+            while True:
+                params = {"offset": len(backups), "limit": page_size}
+                page = session.get(url, params=params, headers=headers, timeout=30).json()
+                backups += page.get("backupList") or []
+                if not page.get("backupList") or len(backups) >= page["backupCount"]:
+                    return len(backups)
+
+    return run
+
+
 def measure(emu: EmulatorProcess, lister: Lister, expected: int) -> tuple[float, float, dict[str, int]]:
     """(wall seconds, CPU seconds of this process, emulator counters) for one listing."""
     emu.ask("reset")
@@ -92,96 +134,186 @@ def measure(emu: EmulatorProcess, lister: Lister, expected: int) -> tuple[float,
     return elapsed, cpu, emu.ask("counters")
 
 
+def where(filename: str) -> str:
+    """The package a profiled function belongs to."""
+    path = filename.replace("\\", "/")
+    for mark in ("airflow_provider_ges", "pydantic_core", "pydantic", "requests", "urllib3", "airflow"):
+        if f"/{mark}/" in path:
+            return mark
+    if "site-packages" not in path and ("/lib/python" in path or path.startswith("<")):
+        return "stdlib/builtins"
+    return path.rsplit("site-packages/", 1)[-1].split("/", 1)[0]
+
+
+def profile(lister: Lister, top: int = 12) -> list[str]:
+    """One run of ``lister`` under cProfile: CPU by package (own time) and our costliest functions."""
+    profiler = cProfile.Profile(time.process_time)  # CPU, not waiting on the server
+    gc.collect()
+    profiler.enable()
+    lister()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    by_package: dict[str, float] = {}
+    ours_cum: list[tuple[float, float, str]] = []
+    total = 0.0
+    for (filename, line, func), (_, _, own, cum, _) in stats.stats.items():  # type: ignore[attr-defined]
+        total += own
+        package = where(filename)
+        by_package[package] = by_package.get(package, 0.0) + own
+        if package == "airflow_provider_ges":
+            short = filename.split("airflow_provider_ges/", 1)[1]
+            ours_cum.append((cum, own, f"{short}:{line} {func}"))
+    packages = ", ".join(
+        f"{name} {own * 1000:.0f}" for name, own in sorted(by_package.items(), key=lambda kv: -kv[1])[:8]
+    )
+    functions = "; ".join(
+        f"{name} cum {cum * 1000:.0f} own {own * 1000:.0f}"
+        for cum, own, name in sorted(ours_cum, reverse=True)[:top]
+    )
+    return [
+        f"profile of ours (token), one run, {total * 1000:.0f} ms of profiled CPU: own time by package (ms):"
+        f" {packages}",
+        f"profile: our functions by cumulative time (ms, profiler overhead included): {functions}",
+    ]
+
+
+def compare(
+    emu: EmulatorProcess, clients: dict[str, Lister], runs: int, n: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, dict[str, int]], dict[str, str]]:
+    """Alternate the clients for ``runs`` rounds after one warm-up; wall and CPU seconds per run."""
+    times: dict[str, list[float]] = {name: [] for name in clients}
+    cpus: dict[str, list[float]] = {name: [] for name in clients}
+    counters: dict[str, dict[str, int]] = {}
+    errors: dict[str, str] = {}
+    for run in range(runs + 1):  # run 0 warms up (imports, pydantic schemas, first connections)
+        for name, lister in clients.items():
+            if name in errors:
+                continue
+            try:
+                elapsed, cpu, counters[name] = measure(emu, lister, n)
+            except Exception as err:  # report, go on with the others
+                errors[name] = f"{type(err).__name__}: {str(err)[:150]}"
+                continue
+            if run:
+                times[name].append(elapsed)
+                cpus[name].append(cpu)
+    return times, cpus, counters, errors
+
+
+def spread(walls: list[float], cpus: list[float]) -> str:
+    return ", ".join(f"{w:.2f}/{c:.2f}" for w, c in zip(walls, cpus, strict=False))
+
+
+def ratio(a: list[float], b: list[float]) -> float:
+    """The median of each round's own ratio."""
+    return median([x / y for x, y in zip(a, b, strict=False)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 rounds instead of 9")
+    parser.add_argument("--quick", action="store_true", help="3 rounds instead of 9 (slow server: 2)")
     parser.add_argument("--runs", type=int)
     parser.add_argument("--backups", type=int, default=10_000)
     parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--latency-ms", type=int, default=20, help="the slow server's per-request latency")
+    parser.add_argument("--profile", action="store_true", help="profile ours even when on target")
     args = parser.parse_args()
     runs = args.runs or (3 if args.quick else 9)
+    slow = args.runs or (2 if args.quick else 5)
     n, size = args.backups, args.page_size
-    with EmulatorProcess("--graphs", "5", "--backups", str(n)) as emu:
-        os.environ.update(emu.conn_env("password", "ges_bench_token"))
-        os.environ.update(emu.conn_env("aksk", "ges_bench_aksk"))
-        try:
-            clients: dict[str, Lister] = {
-                "ours (token)": ours("ges_bench_token", size),
-                "ours (AK/SK)": ours("ges_bench_aksk", size),
-                "SDK (AK/SK)": sdk(emu.info["connections"]["aksk"], size),
-            }
-        except ImportError as err:  # the SDK is a benchmark-only dependency (the [dev] extra)
-            emit([Row("1 listing", f"cannot run: {err}", "-", ok=False)])
-            return
-        times: dict[str, list[float]] = {name: [] for name in clients}
-        cpus: dict[str, list[float]] = {name: [] for name in clients}
-        counters: dict[str, dict[str, int]] = {}
-        errors: dict[str, str] = {}
-        for run in range(runs + 1):  # run 0 warms up (imports, pydantic schemas, first connections)
-            for name, lister in clients.items():
-                if name in errors:
-                    continue
-                try:
-                    elapsed, cpu, counters[name] = measure(emu, lister, n)
-                except Exception as err:  # e.g. AK/SK not supported by the hook yet: report, go on
-                    errors[name] = f"{type(err).__name__}: {str(err)[:150]}"
-                    continue
-                if run:
-                    times[name].append(elapsed)
-                    cpus[name].append(cpu)
-    notes = [f"{name} failed: {why}" for name, why in errors.items()]
-    if "SDK (AK/SK)" in errors:
-        emit([Row("1 listing", "the SDK's listing failed", "-", ok=False)], notes)
-        return
-    pages = math.ceil(n / size)
-    sdk_ms = median(times["SDK (AK/SK)"]) / n * 1000 * 1000
-    notes.append(f"SDK runs: {', '.join(f'{t:.2f}' for t in times['SDK (AK/SK)'])} s for {n:,} backups")
     rows: list[Row] = []
-    for name in ("ours (token)", "ours (AK/SK)"):
-        if name in errors:
-            rows.append(Row("1 listing", f"{name}: ms per 1,000 backups", "failed", ok=False))
-            continue
-        ours_ms = median(times[name]) / n * 1000 * 1000
-        # the median of each round's own ratio: load that drifts during the run hits both sides alike
-        ratio = median([a / b for a, b in zip(times[name], times["SDK (AK/SK)"], strict=False)])
-        spread = ", ".join(f"{t:.2f}" for t in times[name])
-        rows.append(
-            Row(
-                "1 listing",
-                f"{name} vs SDK: ms per 1,000 backups (medians of {runs} rounds; ours {spread} s)",
-                f"{ours_ms:.1f}",
-                f"{sdk_ms:.1f}",
-                f"{ratio:.2f}",
-                "<= 0.5",
-                ratio <= 0.5,
+    notes: list[str] = []
+    profiled = False
+    servers = (
+        ("emulator", (), runs),
+        (f"emulator +{args.latency_ms} ms", ("--faults", f"latency:ms={args.latency_ms}:scope=all"), slow),
+    )
+    for server, faults, rounds in servers:
+        with EmulatorProcess("--graphs", "5", "--backups", str(n), *faults) as emu:
+            os.environ.update(emu.conn_env("password", "ges_bench_token"))
+            os.environ.update(emu.conn_env("aksk", "ges_bench_aksk"))
+            try:
+                clients: dict[str, Lister] = {
+                    "ours (token)": ours("ges_bench_token", size),
+                    "ours (AK/SK)": ours("ges_bench_aksk", size),
+                    "SDK (AK/SK)": sdk(emu.info["connections"]["aksk"], size),
+                    "bare (token)": bare(emu.info["connections"]["password"], size),
+                }
+            except ImportError as err:  # the SDK is a benchmark-only dependency (the [dev] extra)
+                emit([Row("1 listing", f"cannot run: {err}", "-", ok=False)])
+                return
+            times, cpus, counters, errors = compare(emu, clients, rounds, n)
+            server_rows = report(server, times, cpus, counters, errors, rounds, n, size)
+            rows += server_rows
+            notes += [f"{server}: {name} failed: {why}" for name, why in errors.items()]
+            notes.append(
+                f"{server}: seconds per run (wall / CPU): "
+                + "; ".join(f"{name} {spread(times[name], cpus[name])}" for name in clients)
             )
-        )
-        cpu_ours, cpu_sdk = (median(cpus[who]) / n * 1000 * 1000 for who in (name, "SDK (AK/SK)"))
-        cpu_ratio = median([a / b for a, b in zip(cpus[name], cpus["SDK (AK/SK)"], strict=False)])
-        rows.append(
-            Row(
-                "1 listing",
-                f"{name} vs SDK: client CPU ms per 1,000 backups (steadier on a busy machine)",
-                f"{cpu_ours:.1f}",
-                f"{cpu_sdk:.1f}",
-                f"{cpu_ratio:.2f}",
-            )
-        )
-        c = counters[name]
-        tokens, lists = c["create_token"], c["list_backups"]
-        want_tokens = 1 if "token" in name else 0
-        rows.append(
-            Row(
-                "1 listing",
-                f"{name}: requests (list + token) for {n:,} backups, page {size}",
-                f"{lists} + {tokens}",
-                f"{counters['SDK (AK/SK)']['list_backups']} + {counters['SDK (AK/SK)']['create_token']}",
-                "",
-                f"{pages} + {want_tokens}",
-                (lists, tokens) == (pages, want_tokens),
-            )
-        )
+            over = any(r.ok is False and "bare" in r.metric for r in server_rows)
+            if (over or args.profile) and not profiled and "ours (token)" not in errors:
+                notes += profile(clients["ours (token)"])
+                profiled = True
     emit(rows, notes)
+
+
+def report(
+    server: str,
+    times: dict[str, list[float]],
+    cpus: dict[str, list[float]],
+    counters: dict[str, dict[str, int]],
+    errors: dict[str, str],
+    runs: int,
+    n: int,
+    size: int,
+) -> list[Row]:
+    bench = f"1 listing, {server}"
+    rows: list[Row] = []
+    per_k = 1000 * 1000 / n  # seconds for n backups -> ms per 1,000
+
+    def versus(name: str, other: str, target: float) -> None:
+        if name in errors or other in errors:
+            rows.append(Row(bench, f"{name} / {other}", "failed", ok=False))
+            return
+        for what, values in (("client CPU", cpus), ("wall", times)):
+            r = ratio(values[name], values[other])
+            rows.append(
+                Row(
+                    bench,
+                    f"{name} vs {other}: {what} ms per 1,000 backups (medians of {runs} rounds)",
+                    f"{median(values[name]) * per_k:.1f}",
+                    f"{median(values[other]) * per_k:.1f}",
+                    f"{r:.2f}",
+                    f"<= {target:g}",
+                    r <= target,
+                    goal="2 listing",
+                )
+            )
+
+    versus("ours (token)", "bare (token)", BARE_TARGET)
+    versus("ours (token)", "SDK (AK/SK)", SDK_TARGET)
+    versus("ours (AK/SK)", "SDK (AK/SK)", SDK_TARGET)
+    pages = math.ceil(n / size)
+    anchored = 1 + math.ceil((n - size) / (size - 1))  # the Pager's overlapping pages
+    for name, want in (
+        ("ours (token)", (anchored, 1)),
+        ("ours (AK/SK)", (anchored, 0)),
+        ("SDK (AK/SK)", (pages, 0)),
+        ("bare (token)", (pages, 1)),
+    ):
+        if name not in counters:
+            continue
+        got = (counters[name]["list_backups"], counters[name]["create_token"])
+        rows.append(
+            Row(
+                bench,
+                f"{name}: requests (list + token) for {n:,} backups, page {size}",
+                f"{got[0]} + {got[1]}",
+                target=f"{want[0]} + {want[1]}" if name.startswith("ours") else "",
+                ok=got == want if name.startswith("ours") else None,
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":
