@@ -10,6 +10,7 @@ it is the only thing polling the emulator, so its listing counter counts the wat
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -53,13 +54,15 @@ def _example_settings() -> Iterator[None]:
 
 
 def report(request: pytest.FixtureRequest) -> None:
-    """The counts observed, on the terminal even without ``-s`` (for the CI log)."""
+    """The counts observed, on the terminal even while pytest captures output (for the CI log)."""
     line = f"asset watcher (Airflow {AIRFLOW_VERSION}) observed: {OBSERVED}"
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
-    else:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
         print(line, file=sys.stderr)
+        return
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        reporter.write_line(line)
 
 
 def listings(d: Deployment) -> int:
