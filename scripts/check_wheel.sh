@@ -9,9 +9,10 @@
 # 2. The wheel (not editable) and apache-airflow==$CHECK_AIRFLOW (default 3.3.2) into a fresh venv.
 # 3. From outside the checkout (so the checkout is not what gets imported), with a fresh AIRFLOW_HOME on SQLite:
 #    the package imports from the venv; `airflow providers list` shows airflow-provider-ges at the version the
-#    source declares; the emulator starts from the installed wheel (serving the packaged seed_example.json);
-#    `airflow dags test example_ges_list_backups` against it succeeds, every task too, and the emulator saw
-#    the backup listing.
+#    source declares; the emulator starts from the installed wheel (serving the packaged seed_example.json,
+#    one backup of it made a fresh failure);
+#    `airflow dags test example_ges_list_backups` against it succeeds, every task too, and its report finds
+#    that failed backup.
 # Any problem fails the script with a message. KEEP_WHEEL_CHECK=1 keeps the temp dir for a look.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,22 @@ AIRFLOW_VERSION=${CHECK_AIRFLOW:-3.3.2}
 VENV_PY=${CHECK_PYTHON:-python3}
 
 fail() { echo "check-wheel: FAILED: $*" >&2; exit 1; }
+# The JSON that `airflow ... -o json` printed: its last line that parses as a JSON list (Airflow may log to
+# stdout before it, lines that start with "[" among them).
+export GES_JSON_LIST='
+def json_list(path):
+    import json
+    for line in reversed(open(path).read().splitlines()):
+        if line.lstrip().startswith("["):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, list):
+                return value
+    raise AssertionError(f"no JSON list in {path}: " + open(path).read()[-2000:])
+'
+
 step() { echo "--- check-wheel: $* ($(($(date +%s) - T0)) s)"; }
 T0=$(date +%s)
 
@@ -115,9 +132,9 @@ step "imports from $(dirname "$(dirname "$SEED")"), version $WANT"
 "$V/airflow" providers list -o json >"$WORK/providers.json" 2>"$WORK/providers.err" \
     || { cat "$WORK/providers.err" >&2; fail "airflow providers list"; }
 "$V/python" - "$WORK/providers.json" "$WANT" <<'EOF' || fail "airflow providers list"
-import json, sys
-text = open(sys.argv[1]).read()
-rows = json.loads(text[text.index("["):])
+import os, sys
+exec(os.environ["GES_JSON_LIST"])
+rows = json_list(sys.argv[1])
 ours = [r for r in rows if r.get("package_name") == "airflow-provider-ges"]
 assert ours, f"airflow-provider-ges not in `airflow providers list`: {[r.get('package_name') for r in rows]}"
 assert ours[0].get("version") == sys.argv[2], f"listed at {ours[0].get('version')}, the package is {sys.argv[2]}"
@@ -126,9 +143,27 @@ EOF
 "$V/airflow" providers hooks -o json 2>/dev/null | grep -q '"ges"' || fail "airflow providers hooks has no connection type ges"
 
 step "emulator from the wheel, serving the packaged seed data"
-"$V/python" -m airflow_provider_ges.emulator --port 0 --verbose --data "$SEED" >"$WORK/emu.out" 2>"$WORK/emu.err" &
+# The packaged seed_example.json (3 backups) with its first backup turned into one that failed a minute ago:
+# the example DAG's report must find exactly that one, proof that the DAG read the emulator's data.
+"$V/python" - "$SEED" "$WORK/backups.json" >"$WORK/graph.txt" <<'PY' || fail "reading the packaged seed data"
+import json, sys, time
+data = json.load(open(sys.argv[1]))
+first = data["backupList"][0]
+start = time.time() - 60
+first.update(
+    status="failed",
+    startTimestamp=int(start * 1000),
+    endTimestamp=int(start * 1000) + 1000,
+    startTime=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start)),
+    endTime=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start + 1)),
+)
+json.dump(data, open(sys.argv[2], "w"))
+print(first.get("graph_name") or first["graphName"])
+PY
+GRAPH=$(cat "$WORK/graph.txt")
+"$V/python" -m airflow_provider_ges.emulator --port 0 --data "$WORK/backups.json" >"$WORK/emu.out" 2>"$WORK/emu.err" &
 EMU_PID=$!
-for _ in $(seq 100); do
+for _ in $(seq 150); do
     grep -q '^AIRFLOW_CONN_GES_DEFAULT=' "$WORK/emu.out" 2>/dev/null && break
     kill -0 "$EMU_PID" 2>/dev/null || { cat "$WORK/emu.err" >&2; fail "the emulator exited"; }
     sleep 0.2
@@ -146,23 +181,25 @@ cp "$SRC/example_dags/example_ges_list_backups.py" "$AIRFLOW__CORE__DAGS_FOLDER/
 "$V/airflow" dags list-runs example_ges_list_backups -o json >"$WORK/runs.json" 2>/dev/null \
     || fail "airflow dags list-runs"
 "$V/python" - "$WORK/runs.json" <<'EOF' || { tail -40 "$WORK/dagtest.log" >&2; fail "the example DAG run"; }
-import json, sys
-text = open(sys.argv[1]).read()
-runs = json.loads(text[text.index("["):])
+import os, sys
+exec(os.environ["GES_JSON_LIST"])
+runs = json_list(sys.argv[1])
 assert len(runs) == 1, f"expected one run, got {runs}"
 assert runs[0]["state"] == "success", f"the run ended {runs[0]['state']}"
 print(f"run {runs[0]['run_id']}: {runs[0]['state']}")
 EOF
-RUN_ID=$("$V/python" -c 'import json,sys; t=open(sys.argv[1]).read(); print(json.loads(t[t.index("["):])[0]["run_id"])' "$WORK/runs.json")
+RUN_ID=$("$V/python" -c 'import os, sys; exec(os.environ["GES_JSON_LIST"]); print(json_list(sys.argv[1])[0]["run_id"])' "$WORK/runs.json")
 "$V/airflow" tasks states-for-dag-run example_ges_list_backups "$RUN_ID" -o json >"$WORK/tis.json" 2>/dev/null \
     || fail "airflow tasks states-for-dag-run"
 "$V/python" - "$WORK/tis.json" <<'EOF' || fail "the example DAG's tasks"
-import json, sys
-text = open(sys.argv[1]).read()
-states = {t["task_id"]: t["state"] for t in json.loads(text[text.index("["):])}
+import os, sys
+exec(os.environ["GES_JSON_LIST"])
+states = {t["task_id"]: t["state"] for t in json_list(sys.argv[1])}
 assert states == {"list_failed_backups": "success", "report": "success"}, states
 print(f"tasks: {states}")
 EOF
-grep -Eq 'GET /v1\.0/[^ ]*/graphs/backups' "$WORK/emu.err" \
-    || { tail -20 "$WORK/emu.err" >&2; fail "the emulator saw no backup listing: the DAG did not talk to it"; }
+# The report task prints "<graph>: N failed backup(s) ..." per graph (example_dags/example_ges_list_backups.py).
+grep -q "^$GRAPH: 1 failed backup(s)" "$WORK/dagtest.log" \
+    || { tail -40 "$WORK/dagtest.log" >&2; fail "the report did not find the failed backup of $GRAPH the emulator serves"; }
+echo "report: $GRAPH: 1 failed backup(s), as the emulator serves"
 step "OK: the wheel of airflow-provider-ges $WANT works with Airflow $AIRFLOW_VERSION"
