@@ -19,7 +19,7 @@ with DAG(
     failed_backups = GesListBackupsOperator(
         task_id="list_failed_backups",
         status="failed",
-        # the day before the run: works for scheduled, manual (with or without a logical date) and backfill runs
+        # the day before the run: for scheduled, manual (with or without logical date) and backfill runs
         newer_than="{{ dag_run.run_after - macros.timedelta(days=1) }}",
     )
 
