@@ -355,8 +355,11 @@ def test_extras_of_the_wrong_type_name_the_field(
 
 @pytest.mark.parametrize("raw", ["[1, 2]", '"text"', "5"])
 def test_extra_that_is_not_an_object(monkeypatch: pytest.MonkeyPatch, requests_mock: Any, raw: str) -> None:
-    conn = {"conn_type": "ges", "host": "https://ges.example.com", "login": "u", "password": PASSWORD}
-    monkeypatch.setenv("AIRFLOW_CONN_GES_BAD", json.dumps({**conn, "extra": raw}))
+    """Airflow 3.2+ hands such a connection over; 3.1 already refuses it as undefined."""
+    from airflow.sdk import Connection
+
+    conn = Connection(conn_id="ges_bad", conn_type="ges", host="https://ges.example.com", login="u", extra=raw)
+    monkeypatch.setattr(GesHook, "get_connection", classmethod(lambda cls, conn_id: conn))
     with pytest.raises(ValueError, match="extra must be a JSON object"):
         GesHook("ges_bad").list_backups()
     assert requests_mock.call_count == 0
