@@ -358,7 +358,7 @@ def test_extra_that_is_not_an_object(monkeypatch: pytest.MonkeyPatch, requests_m
     """Airflow 3.2+ hands such a connection over; 3.1 already refuses it as undefined."""
     from airflow.sdk import Connection
 
-    conn = Connection(conn_id="ges_bad", conn_type="ges", host="https://ges.example.com", login="u", extra=raw)
+    conn = Connection(conn_id="ges_bad", conn_type="ges", host="https://ges.example.com", extra=raw)
     monkeypatch.setattr(GesHook, "get_connection", classmethod(lambda cls, conn_id: conn))
     with pytest.raises(ValueError, match="extra must be a JSON object"):
         GesHook("ges_bad").list_backups()
