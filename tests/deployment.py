@@ -28,7 +28,6 @@ import glob
 import json
 import os
 import pwd
-import re
 import secrets
 import shutil
 import signal
@@ -417,7 +416,9 @@ class Deployment:
 
     def stop(self) -> None:
         for process in [*self.processes.values(), *self.retired]:
+            t0 = time.monotonic()
             process.stop()
+            self.timings[f"stop {process.name}"] = time.monotonic() - t0
         self.kill_strays()
         self.postgres.stop()
         self.emulator.stop()
@@ -618,15 +619,18 @@ class Deployment:
                 lines.append(str(item))
         return "\n".join(lines)
 
-    def released(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> bool:
-        """Whether the scheduler has processed the executor's event for the worker that deferred
-        this task (its ``TaskInstance Finished: ... state=deferred`` line).
+    def released(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, try_number: int = 1
+    ) -> bool:
+        """Whether the scheduler has taken the executor's event for the worker that ran this try
+        (for a deferred task: the worker that deferred it), as its log says.
 
-        Until then a trigger that fires makes Airflow 3.3.2 fail or retry the task (the stale
-        defer-exit success meets a TI the scheduler already re-queued: apache/airflow#67287, the
-        queued-state variant of #66374; 3.3.2 guards only the scheduled state). Tests that flip a
-        backup right after deferral wait for this first, so they test the provider, not that race."""
-        return bool(self._released_pattern(dag_id, run_id, task_id, map_index).search(self.scheduler_log()))
+        Until then a trigger that fires makes Airflow 3.3.2 retry or fail the task: the stale
+        defer-exit "success" meets a task instance the scheduler already queued again
+        (apache/airflow#67287, the queued-state variant of #66374; 3.3.2 guards only the scheduled
+        state). Tests that flip a backup right after deferral wait for this first, so they test the
+        provider, not that race."""
+        return self._released(self.scheduler_log(), dag_id, run_id, task_id, map_index, try_number)
 
     def wait_released(
         self,
@@ -634,6 +638,7 @@ class Deployment:
         run_id: str,
         task_id: str,
         map_indexes: list[int] | None = None,
+        try_number: int = 1,
         timeout: float = 60.0,
     ) -> None:
         """Wait until :meth:`released` holds for the task (or each of its ``map_indexes``)."""
@@ -642,16 +647,35 @@ class Deployment:
         def all_released() -> bool:
             self.check_alive()
             text = self.scheduler_log()
-            return all(self._released_pattern(dag_id, run_id, task_id, i).search(text) for i in wanted)
+            return all(self._released(text, dag_id, run_id, task_id, i, try_number) for i in wanted)
 
-        wait_for(f"the workers that deferred {dag_id}/{task_id} to be done", all_released, timeout, 0.5)
+        wait_for(
+            f"the scheduler to take the deferring workers' ends ({dag_id}/{task_id})",
+            all_released,
+            timeout,
+            0.5,
+        )
+        time.sleep(0.5)  # the event is handled right after that line, in the same scheduler loop
 
     @staticmethod
-    def _released_pattern(dag_id: str, run_id: str, task_id: str, map_index: int) -> re.Pattern[str]:
-        return re.compile(
-            rf"TaskInstance Finished: dag_id={re.escape(dag_id)}, task_id={re.escape(task_id)}, "
-            rf"run_id={re.escape(run_id)}, map_index={map_index}, [^\n]*?\bstate=deferred,"
+    def _released(text: str, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> bool:
+        key = (
+            f"TaskInstanceKey(dag_id={dag_id!r}, task_id={task_id!r}, run_id={run_id!r}, "
+            f"try_number={try_number}, map_index={map_index})"
         )
+        return f"Received executor event with state success for task instance {key}" in text
+
+    def state_mismatches(self, dag_id: str, run_id: str, task_id: str) -> list[str]:
+        """The scheduler's "executor reported that the task instance ... finished with state X, but
+        the task instance's state attribute is Y" lines for this task: Airflow failing or retrying a
+        try on a stale executor event (apache/airflow#67287, #66374, #72716 after a deferral;
+        #71172 in reschedule mode), not anything the task did."""
+        prefix = f"<TaskInstance: {dag_id}.{task_id} {run_id} "
+        return [
+            line
+            for line in self.scheduler_log().splitlines()
+            if prefix in line and "but the task instance's state attribute is" in line
+        ]
 
     def scheduler_log(self) -> str:
         logs = [p for p in [*self.retired, *self.processes.values()] if p.name == "scheduler"]
@@ -675,6 +699,17 @@ class Deployment:
         for path in task_logs:
             parts.append(f"----- {path.relative_to(self.home)}\n{tail(path, lines)}")
         return "\n".join(parts)
+
+
+def say(config: pytest.Config, text: str) -> None:
+    """Write a line to the terminal even while pytest captures output (figures for the CI log)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        print(text, file=sys.stderr)
+        return
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        reporter.write_line(text)
 
 
 class _FailureLogs:
@@ -712,8 +747,17 @@ def airflow_deployment(
             deployment.start()
         except BaseException as err:
             raise DeploymentError(f"{err}\n{deployment.failure_report()}") from err
-        print(f"\nAirflow deployment up: {deployment.timings}", file=sys.stderr)
+        up = ", ".join(f"{k} {v:.1f} s" for k, v in deployment.timings.items())
+        say(request.config, f"\nAirflow deployment under {deployment.base} up (cumulative): {up}")
         yield deployment
     finally:
+        started = len(deployment.timings)
+        t0 = time.monotonic()
         deployment.stop()
+        stops = list(deployment.timings.items())[started:]
+        say(
+            request.config,
+            f"\nAirflow deployment stopped in {time.monotonic() - t0:.1f} s: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in stops),
+        )
         request.config.pluginmanager.unregister(plugin)
