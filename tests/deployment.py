@@ -419,7 +419,7 @@ class Deployment:
             t0 = time.monotonic()
             process.stop()
             self.timings[f"stop {process.name}"] = time.monotonic() - t0
-        self.kill_strays()
+        self.timings["stray processes killed"] = len(self.kill_strays())
         self.postgres.stop()
         self.emulator.stop()
 
@@ -758,6 +758,6 @@ def airflow_deployment(
         say(
             request.config,
             f"\nAirflow deployment stopped in {time.monotonic() - t0:.1f} s: "
-            + ", ".join(f"{k} {v:.1f} s" for k, v in stops),
+            + ", ".join(f"{k} {v:.1f}" for k, v in stops),
         )
         request.config.pluginmanager.unregister(plugin)
