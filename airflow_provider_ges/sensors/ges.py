@@ -23,6 +23,7 @@ from airflow_provider_ges.times import check_time
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger
 
     from airflow_provider_ges.gate import Verdict, Watch
     from airflow_provider_ges.hooks.ges import GesHook
@@ -32,7 +33,34 @@ if TYPE_CHECKING:
 SINCE_RUN_START = "{{ data_interval_start | default(dag_run.run_after, true) }}"
 
 
-class GesBackupSensor(BaseSensorOperator):
+class _DeferrableSensor(BaseSensorOperator):
+    """A sensor that, when ``deferrable``, looks once in the worker and then waits in the triggerer
+    (``trigger()``) with its own timeout, resuming in ``execute_complete``."""
+
+    deferrable: bool
+
+    def trigger(self) -> BaseTrigger:
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        try:
+            outcome = self.poke(context)
+        except AirflowFailException as err:
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping (soft_fail): {err}") from err
+            raise
+        if outcome:
+            return outcome.xcom_value if isinstance(outcome, PokeReturnValue) else None
+        self.defer(
+            trigger=self.trigger(),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+
+class GesBackupSensor(_DeferrableSensor):
     """Wait until a GES graph has a fresh successful backup.
 
     Passes as soon as a candidate backup (of the graph, started at or after ``newer_than``,
@@ -116,29 +144,15 @@ class GesBackupSensor(BaseSensorOperator):
         )
         return Watch(gate)
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        try:
-            outcome = self.poke(context)
-        except AirflowFailException as err:
-            if self.soft_fail:
-                raise AirflowSkipException(f"Skipping (soft_fail): {err}") from err
-            raise
-        if outcome:
-            return outcome.xcom_value
+    def trigger(self) -> BaseTrigger:
         from airflow_provider_ges.triggers.ges import GesBackupTrigger
 
-        self.defer(
-            trigger=GesBackupTrigger(
-                ges_conn_id=self.ges_conn_id,
-                gate=self.watch.gate.model_dump(mode="json"),
-                found_graph_id=self.watch.found_graph_id,
-                poll_interval=self.poke_interval,
-                end_time=time.time() + self.timeout,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+        return GesBackupTrigger(
+            ges_conn_id=self.ges_conn_id,
+            gate=self.watch.gate.model_dump(mode="json"),
+            found_graph_id=self.watch.found_graph_id,
+            poll_interval=self.poke_interval,
+            end_time=time.time() + self.timeout,
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
@@ -177,7 +191,7 @@ class GesBackupSensor(BaseSensorOperator):
         raise RuntimeError(f"GES backup trigger ended with {status!r}: {event.get('message')}")
 
 
-class GesJobSensor(BaseSensorOperator):
+class GesJobSensor(_DeferrableSensor):
     """Wait for a GES job (a backup, stop or start of a graph, started elsewhere) to succeed.
 
     Passes when the job's status is ``success``, returning the job (API field names) to XCom.
@@ -239,29 +253,15 @@ class GesJobSensor(BaseSensorOperator):
         except ValueError as err:
             raise AirflowFailException(str(err)) from None
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        try:
-            outcome = self.poke(context)
-        except AirflowFailException as err:
-            if self.soft_fail:
-                raise AirflowSkipException(f"Skipping (soft_fail): {err}") from err
-            raise
-        if outcome:
-            return outcome.xcom_value
+    def trigger(self) -> BaseTrigger:
         from airflow_provider_ges.triggers.ges import GesJobTrigger
 
-        self.defer(
-            trigger=GesJobTrigger(
-                ges_conn_id=self.ges_conn_id,
-                graph_id=self._graph_id(),
-                job_id=self._job_id(),
-                poll_interval=self.poke_interval,
-                end_time=time.time() + self.timeout,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+        return GesJobTrigger(
+            ges_conn_id=self.ges_conn_id,
+            graph_id=self._graph_id(),
+            job_id=self._job_id(),
+            poll_interval=self.poke_interval,
+            end_time=time.time() + self.timeout,
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
