@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,6 +19,34 @@ from airflow_provider_ges.gate import BackupGate, Watch, graph_list_refused
 from airflow_provider_ges.hooks.ges import GesAsyncHook
 from airflow_provider_ges.models import Backup
 from airflow_provider_ges.watermark import Watermark, advance, state_key, watched
+
+
+async def poll(
+    look: Callable[[], Awaitable[dict[str, Any] | None]],
+    poll_interval: float,
+    end_time: float | None,
+    timeout_message: str,
+    log: Any,
+) -> dict[str, Any]:
+    """Look every ``poll_interval`` seconds until a look returns an event or ``end_time`` passes
+    (a ``timeout`` event). Transient API errors are waited out; any other error is an ``error``
+    event, never an exception out of the trigger."""
+    while True:
+        try:
+            event = await look()
+        except GesApiError as err:
+            if not err.transient:
+                return {"status": "error", "message": str(err)}
+            log.warning("GES still failing after retries; will poll again: %s", err)
+        except Exception as err:  # a bad connection or argument: end the wait with the reason
+            return {"status": "error", "message": f"{type(err).__name__}: {err}"}
+        else:
+            if event is not None:
+                return event
+        remaining = None if end_time is None else end_time - time.time()
+        if remaining is not None and remaining <= 0:
+            return {"status": "timeout", "message": timeout_message}
+        await asyncio.sleep(poll_interval if remaining is None else min(poll_interval, remaining))
 
 
 class GesBackupTrigger(BaseTrigger):
@@ -74,32 +102,19 @@ class GesBackupTrigger(BaseTrigger):
             yield TriggerEvent(await self._wait(hook))  # type: ignore[no-untyped-call]
 
     async def _wait(self, hook: GesAsyncHook) -> dict[str, Any]:
-        while True:
-            try:
-                verdict = await hook.look(self.watch)
-            except GesApiError as err:
-                if not err.transient:
-                    return {"status": "error", "message": str(err)}
-                self.log.warning("GES still failing after retries; will poll again: %s", err)
-            except Exception as err:  # a bad connection or argument: end the wait with the reason
-                return {"status": "error", "message": f"{type(err).__name__}: {err}"}
-            else:
-                if (line := self.watch.report(verdict)) is not None:
-                    self.log.info("%s", line)
-                backup = None if verdict.backup is None else verdict.backup.to_api()
-                if verdict.state == "success":
-                    return {"status": "success", "backup": backup}
-                if verdict.state == "failed":
-                    return {"status": "failed", "backup": backup, "message": verdict.message}
-            remaining = None if self.end_time is None else self.end_time - time.time()
-            if remaining is not None and remaining <= 0:
-                return {
-                    "status": "timeout",
-                    "message": f"No successful backup of {self.watch.gate.graph} in time",
-                }
-            await asyncio.sleep(
-                self.poll_interval if remaining is None else min(self.poll_interval, remaining)
-            )
+        async def look() -> dict[str, Any] | None:
+            verdict = await hook.look(self.watch)
+            if (line := self.watch.report(verdict)) is not None:
+                self.log.info("%s", line)
+            backup = None if verdict.backup is None else verdict.backup.to_api()
+            if verdict.state == "success":
+                return {"status": "success", "backup": backup}
+            if verdict.state == "failed":
+                return {"status": "failed", "backup": backup, "message": verdict.message}
+            return None
+
+        timeout = f"No successful backup of {self.watch.gate.graph} in time"
+        return await poll(look, self.poll_interval, self.end_time, timeout, self.log)
 
 
 class GesJobTrigger(BaseTrigger):
@@ -166,31 +181,21 @@ class GesJobTrigger(BaseTrigger):
 
     async def _wait(self, hook: GesAsyncHook) -> dict[str, Any]:
         graph = f"graph id {self.graph_id!r}"
-        last: Any = object()
-        while True:
-            try:
-                job = await hook.get_job(self.graph_id, self.job_id)
-            except GesApiError as err:
-                if not err.transient:
-                    return {"status": "error", "message": str(err)}
-                self.log.warning("GES still failing after retries; will poll again: %s", err)
-            except Exception as err:  # a bad connection or argument: end the wait with the reason
-                return {"status": "error", "message": f"{type(err).__name__}: {err}"}
-            else:
-                if job.status != last:
-                    self.log.info("Job %s of %s is %s", self.job_id, graph, job.status)
-                    last = job.status
-                outcome = job.outcome
-                if outcome == "success":
-                    return {"status": "success", "job": job.to_api()}
-                if outcome == "failed":
-                    return {"status": "failed", "job": job.to_api(), "message": job.describe(graph)}
-            remaining = None if self.end_time is None else self.end_time - time.time()
-            if remaining is not None and remaining <= 0:
-                return {"status": "timeout", "message": f"Job {self.job_id} of {graph} did not end in time"}
-            await asyncio.sleep(
-                self.poll_interval if remaining is None else min(self.poll_interval, remaining)
-            )
+        last: list[Any] = [None]
+
+        async def look() -> dict[str, Any] | None:
+            job = await hook.get_job(self.graph_id, self.job_id)
+            if job.status != last[0]:
+                self.log.info("Job %s of %s is %s", self.job_id, graph, job.status)
+                last[0] = job.status
+            if job.outcome == "success":
+                return {"status": "success", "job": job.to_api()}
+            if job.outcome == "failed":
+                return {"status": "failed", "job": job.to_api(), "message": job.describe(graph)}
+            return None
+
+        timeout = f"Job {self.job_id} of {graph} did not end in time"
+        return await poll(look, self.poll_interval, self.end_time, timeout, self.log)
 
 
 @dataclass(frozen=True)
