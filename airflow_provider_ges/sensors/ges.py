@@ -42,6 +42,23 @@ class _DeferrableSensor(BaseSensorOperator):
     def trigger(self) -> BaseTrigger:
         raise NotImplementedError
 
+    def succeeded(self, event: dict[str, Any]) -> Any:
+        """The task's return value from the trigger's success event."""
+        raise NotImplementedError
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the trigger: the result on success; raise on anything else."""
+        status = event.get("status")
+        if status == "success":
+            return self.succeeded(event)
+        if status == "failed":
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping (soft_fail): {event['message']}")
+            raise AirflowFailException(event["message"])
+        if status == "timeout":
+            raise AirflowSensorTimeout(event["message"])
+        raise RuntimeError(f"{type(self).__name__}'s trigger ended with {status!r}: {event.get('message')}")
+
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
@@ -176,19 +193,9 @@ class GesBackupSensor(_DeferrableSensor):
             return PokeReturnValue(True, verdict.backup.to_api())
         return PokeReturnValue(False)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the trigger: return the backup, or raise on anything but success."""
-        status = event.get("status")
-        if status == "success":
-            self.log.info("Backup %s (id %s) succeeded", event["backup"].get("name"), event["backup"]["id"])
-            return event["backup"]
-        if status == "failed":
-            if self.soft_fail:
-                raise AirflowSkipException(f"Skipping (soft_fail): {event['message']}")
-            raise AirflowFailException(event["message"])
-        if status == "timeout":
-            raise AirflowSensorTimeout(event["message"])
-        raise RuntimeError(f"GES backup trigger ended with {status!r}: {event.get('message')}")
+    def succeeded(self, event: dict[str, Any]) -> Any:
+        self.log.info("Backup %s (id %s) succeeded", event["backup"].get("name"), event["backup"]["id"])
+        return event["backup"]
 
 
 class GesJobSensor(_DeferrableSensor):
@@ -280,15 +287,5 @@ class GesJobSensor(_DeferrableSensor):
             return PokeReturnValue(True, job.to_api())
         return PokeReturnValue(False)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the trigger: return the job, or raise on anything but success."""
-        status = event.get("status")
-        if status == "success":
-            return event["job"]
-        if status == "failed":
-            if self.soft_fail:
-                raise AirflowSkipException(f"Skipping (soft_fail): {event['message']}")
-            raise AirflowFailException(event["message"])
-        if status == "timeout":
-            raise AirflowSensorTimeout(event["message"])
-        raise RuntimeError(f"GES job trigger ended with {status!r}: {event.get('message')}")
+    def succeeded(self, event: dict[str, Any]) -> Any:
+        return event["job"]
