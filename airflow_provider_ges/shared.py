@@ -34,25 +34,47 @@ class SharedResults:
 
     async def get(self, key: Hashable, fresh_for: float, fetch: Callable[[], Awaitable[Any]]) -> Any:
         """The result for ``key``: a finished one younger than ``fresh_for`` seconds, the one in
-        flight, or a new fetch."""
+        flight, or a new fetch (run by this caller). A waiter whose fetcher was cancelled (its
+        trigger ended) fetches anew instead of taking the cancellation for its own."""
         loop = asyncio.get_running_loop()
-        now = time.monotonic()
         full_key = (id(loop), key)
-        entry = self._entries.get(full_key)
-        if entry is None or (entry.future.done() and now - entry.fetched_at >= fresh_for):
-            self._forget_old(now)
-            entry = _Entry(now, loop.create_future())
-            self._entries[full_key] = entry
-            self.fetches += 1
+        while True:
+            now = time.monotonic()
+            entry = self._entries.get(full_key)
+            if entry is None or (entry.future.done() and now - entry.fetched_at >= fresh_for):
+                return await self._fetch(full_key, now, loop, fetch)
             try:
-                entry.future.set_result(await fetch())
-            except BaseException as err:
-                entry.future.set_exception(err)
-                entry.future.exception()  # retrieved: no "never retrieved" warning if no one else waits
-                entry.fetched_at = 0.0  # an error is not kept: the next look fetches again
-                raise
-            return entry.future.result()
-        return await asyncio.shield(entry.future)
+                return await asyncio.shield(entry.future)
+            except asyncio.CancelledError:
+                if not entry.future.cancelled():
+                    raise  # this waiter was cancelled
+                # the fetcher was cancelled: look again
+
+    async def _fetch(
+        self,
+        key: tuple[int, Hashable],
+        now: float,
+        loop: asyncio.AbstractEventLoop,
+        fetch: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        self._forget_old(now)
+        entry = _Entry(now, loop.create_future())
+        self._entries[key] = entry
+        self.fetches += 1
+        try:
+            result = await fetch()
+        except asyncio.CancelledError:
+            entry.future.cancel()
+            if self._entries.get(key) is entry:
+                del self._entries[key]
+            raise
+        except BaseException as err:
+            entry.future.set_exception(err)
+            entry.future.exception()  # retrieved: no "never retrieved" warning if no one else waits
+            entry.fetched_at = 0.0  # an error is not kept: the next look fetches again
+            raise
+        entry.future.set_result(result)
+        return result
 
     def _forget_old(self, now: float) -> None:
         for key in [

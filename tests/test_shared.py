@@ -107,3 +107,29 @@ def test_shared_results_reuse_only_while_fresh_and_join_a_fetch_in_flight() -> N
 
     assert asyncio.run(scenario()) == [1, 1, 1, 1, 1, 1, 2]
     assert shared.fetches == 2
+
+
+def test_a_cancelled_fetcher_does_not_cancel_the_other_waiters() -> None:
+    """A trigger ends (cancelled) while its fetch is in flight: the others fetch anew, not die."""
+    shared = SharedResults()
+    started = asyncio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await asyncio.sleep(10)
+        return "never"
+
+    async def quick() -> str:
+        return "fresh"
+
+    async def scenario() -> str:
+        fetcher = asyncio.create_task(shared.get("k", 5.0, slow))
+        await started.wait()
+        waiter = asyncio.create_task(shared.get("k", 5.0, quick))
+        await asyncio.sleep(0.01)
+        fetcher.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await fetcher
+        return await asyncio.wait_for(waiter, 5)
+
+    assert asyncio.run(scenario()) == "fresh"
