@@ -106,7 +106,7 @@ def test_listing_gives_up_below_the_documented_default_with_a_clear_error() -> N
 
 def test_other_400s_are_not_taken_for_a_cap() -> None:
     fake = Fake(lambda effect: reply(400, {"errorCode": "GES.7000", "errorMessage": "graph does not exist"}))
-    with pytest.raises(GesApiError, match="GES.7000"):
+    with pytest.raises(GesApiError, match=r"GES\.7000"):
         fake.run(listing(page_request, BackupPage, NO_WAIT, 100))
     assert len(fake.sent) == 1
 
