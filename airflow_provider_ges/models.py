@@ -213,6 +213,8 @@ class BackupFilter(BaseModel):
 
     def select(self, backups: Iterable[Backup]) -> list[Backup]:
         """The matching backups, newest first."""
+        if self == _ANY:
+            return sort_newest_first(backups)
         return sort_newest_first(b for b in backups if self.matches(b))
 
 
@@ -326,3 +328,6 @@ class JobCreated(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
     job_id: str = Field(alias="jobId", min_length=1)
+
+
+_ANY = BackupFilter()

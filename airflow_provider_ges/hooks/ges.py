@@ -455,7 +455,8 @@ class GesAsyncHook(_GesHookBase):
             import httpx
 
             config = await self.get_config()
-            verify = shared_ssl_context(config.verify)
+            # loading the CA bundle takes ~30 ms of CPU once per process: not on the event loop
+            verify = await asyncio.to_thread(shared_ssl_context, config.verify)
             # Idle connections outlive a poll interval: a trigger reuses its connection.
             limits = httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
             mounts = {
