@@ -15,7 +15,7 @@ import re
 import signal
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -148,6 +148,37 @@ def test_example_gate_manual_run_without_logical_date(
     etl_log = d.task_log(EXAMPLE, run_id, ETL)
     assert "ETL reads graph 'example_graph'" in etl_log and backup_id in etl_log, etl_log
     say(request, f"example gate run without logical date: {d.run(EXAMPLE, run_id)['run_after']}")
+
+
+def test_example_gate_backfill_uses_each_runs_data_interval(airflow_deployment: Deployment) -> None:
+    """A backfill (REST ``POST /api/v2/backfills``) of ``example_ges_backup_gate``: each run has a
+    data interval, so the gate's default ``newer_than`` is its ``data_interval_start``: the backup
+    of that day passes it, an older one does not count."""
+    d = airflow_deployment
+    graph = "backfill_graph"
+    new_graph(d, graph)
+    day = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    d.emulator.add_backup(graph, status="success", start=day - timedelta(days=3))  # before the interval
+    that_day = d.emulator.add_backup(graph, status="success", start=day + timedelta(hours=3))
+    d.unpause(EXAMPLE)
+    body = {
+        "dag_id": EXAMPLE,
+        "from_date": day.isoformat(),
+        "to_date": (day + timedelta(hours=1)).isoformat(),
+        "dag_run_conf": {"graph_name": graph},
+        "reprocess_behavior": "none",
+        "max_active_runs": 1,
+    }
+    d.request("POST", "/api/v2/backfills", json=body)
+    run = wait_for(
+        "the backfill run",
+        lambda: next((r for r in d.runs(EXAMPLE) if r["run_type"] == "backfill"), None),
+        60,
+        0.5,
+    )
+    assert run["data_interval_start"] is not None, run
+    assert d.wait_run(EXAMPLE, run["dag_run_id"], timeout=120) == "success"
+    assert d.xcom(EXAMPLE, run["dag_run_id"], SENSOR)["id"] == that_day["id"]
 
 
 # --- the modes, and the sensor's own lines in the task logs --------------------------------------------
