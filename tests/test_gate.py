@@ -234,3 +234,9 @@ def test_bad_rendered_time_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="newer_than: expected an ISO-8601 date-time, got 'yesterday'"):
         s.poke({})
     assert time.time()  # no network: the error came before any call
+
+
+def test_list_operator_refuses_an_unknown_status_at_construction() -> None:
+    with pytest.raises(ValueError, match="status must be one of 'backing_up', 'success', 'failed'"):
+        GesListBackupsOperator(task_id="list", status="sucess")
+    assert GesListBackupsOperator(task_id="list", status="{{ params.status }}").status  # rendered later

@@ -65,6 +65,12 @@ class GesListBackupsOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         check_time("newer_than", newer_than)
+        for name, value, kind in (
+            ("status", status, BackupStatus),
+            ("backup_method", backup_method, BackupMethod),
+        ):
+            if value is not None and "{{" not in value:
+                choice(name, value, kind)  # "sucess" would match nothing: refuse it now
         if not isinstance(page_size, int) or page_size < 1:
             raise ValueError(f"page_size must be a positive integer, got {page_size!r}")
         self.graph_id = graph_id
