@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,13 +35,13 @@ class Request:
     params: Mapping[str, str | int] = field(default_factory=dict)
     json_body: Any = None
 
-    @property
+    @cached_property
     def url(self) -> str:
         """The URL exactly as sent (and, with AK/SK, as signed), query included."""
         query = urlencode(self.params)
         return f"{self.base_url}{self.path}?{query}" if query else self.base_url + self.path
 
-    @property
+    @cached_property
     def body(self) -> bytes:
         return b"" if self.json_body is None else json.dumps(self.json_body).encode()
 

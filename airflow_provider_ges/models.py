@@ -76,11 +76,12 @@ class Backup(BaseModel):
 
     def model_post_init(self, context: Any, /) -> None:
         """Fill missing timestamps from the zone-less UTC text fields."""
-        for attr, text in (("start_time", self.start_time_text), ("end_time", self.end_time_text)):
-            if getattr(self, attr) is None and text:
-                # a garbled text time is kept as text; the timestamp stays unknown
-                with contextlib.suppress(ValueError):
-                    object.__setattr__(self, attr, to_utc(text))
+        if self.start_time is None or self.end_time is None:  # the hot path: one test per backup
+            for attr, text in (("start_time", self.start_time_text), ("end_time", self.end_time_text)):
+                if getattr(self, attr) is None and text:
+                    # a garbled text time is kept as text; the timestamp stays unknown
+                    with contextlib.suppress(ValueError):
+                        object.__setattr__(self, attr, to_utc(text))
 
     @property
     def is_success(self) -> bool:

@@ -86,7 +86,8 @@ class Pager(Generic[ItemT]):
         if self.pages == 1:
             most = _MAX_UNCOUNTED if total is None else 2 * max(total, len(items))
             self._max_pages = -(-most // max(1, self.page_size - 1)) + _MAX_PAGES_SLACK
-        if offset > 0 and not self._seen.intersection(ids):
+        seen = self._seen
+        if offset > 0 and seen.isdisjoint(ids):
             # Items before the offset went and the rest moved left past it: look further back,
             # and from now on start pages a fixed guard before the anchor.
             drop = max(1, (self._total or 0) - (total or 0))
@@ -106,11 +107,14 @@ class Pager(Generic[ItemT]):
                 " 'offset' (or new items come first as fast as they are read), so the listing cannot"
                 " be completed"
             )
-        fresh: list[ItemT] = []
-        for item in items:
-            if item.id not in self._seen:
-                self._seen.add(item.id)
-                fresh.append(item)
+        before = len(seen)
+        fresh = [item for item, key in zip(items, ids, strict=True) if key not in seen]
+        seen.update(ids)
+        if len(seen) - before != len(fresh):  # an id twice in one page: keep its first
+            firsts: dict[str, ItemT] = {}
+            for item in fresh:
+                firsts.setdefault(item.id, item)
+            fresh = list(firsts.values())
         moved_right = offset > 0 and len(items) > 1 and not fresh  # seen items only: don't end here
         reached = total is not None and offset + len(items) >= total
         short = total is None and len(items) < self.page_size

@@ -389,22 +389,17 @@ def test_error_bodies_are_surfaced(
     assert requests_mock.call_count == 2  # not retried
 
 
-def test_every_request_has_a_timeout(
-    set_conn: Any, requests_mock: Any, monkeypatch: pytest.MonkeyPatch
+def test_every_request_has_the_connection_timeout_verify_and_proxies(
+    set_conn: Any, requests_mock: Any
 ) -> None:
-    set_conn(extra={"timeout": "12.5"})
-    seen: list[Any] = []
-    original = requests.Session.request
-
-    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs.get("timeout"))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(requests.Session, "request", spy)
+    set_conn(extra={"timeout": "12.5", "proxies": {"https": "http://proxy.local:3128"}, "verify": False})
     requests_mock.post(TOKEN_URL, **token_reply())
     requests_mock.get(BACKUPS_URL, json={"backupCount": 0, "backupList": []})
     fast_hook().list_backups()
-    assert seen == [12.5, 12.5]
+    sent = requests_mock.request_history
+    assert [r.timeout for r in sent] == [12.5, 12.5]
+    assert [r.verify for r in sent] == [False, False]
+    assert [r.proxies for r in sent] == [{"https": "http://proxy.local:3128"}] * 2
 
 
 def test_secrets_stay_out_of_logs_and_reprs(

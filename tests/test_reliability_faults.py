@@ -231,3 +231,49 @@ def test_wrong_password_is_one_iam_call_and_a_clear_error(
     assert "HTTP 401" in message and "username or password is wrong" in message
     assert "POST /v3/auth/tokens" in message
     assert "Wrong-Passw0rd-xyz" not in message
+
+
+class CutShortServer:
+    """A loopback server whose every reply promises 10,000 bytes of body, sends 20 and hangs up."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.replies = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                self.replies += 1
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n"
+                    b'X-Subject-Token: t\r\n\r\n{"backupCount": 5, "'
+                )
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_a_body_cut_short_is_a_transient_error_retried_then_raised(transport: str, set_conn: Any) -> None:
+    server = CutShortServer()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        set_conn(host=url, extra={"auth_type": "aksk", "max_retries": 2}, login="AK", password="SK" * 10)
+        with pytest.raises(GesTransientError, match=r"no reply from http://127\.0\.0\.1:\d+ \(\w+\)") as err:
+            if transport == "sync":
+                GesHook(retry_base_delay=0.01).list_backups()
+            else:
+                asyncio.run(GesAsyncHook(retry_base_delay=0.01).list_backups())
+        assert err.value.method == "GET" and err.value.path.endswith("/graphs/backups")
+        assert server.replies == 3  # the first try and its 2 retries, each cut short
+    finally:
+        server.close()

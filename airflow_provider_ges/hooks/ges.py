@@ -269,18 +269,20 @@ class GesHook(_GesHookBase):
 
     def _send(self, effect: Send) -> Response:
         import requests
+        import urllib3
 
-        request = effect.request
+        request, config = effect.request, self.config
         try:
-            reply = self.session.request(
-                request.method,
-                request.url,
-                data=request.body or None,
-                headers={**request.content_headers, **effect.auth_headers},
-                timeout=self.config.timeout,
+            reply = self.session.send(
+                self._prepare(effect),
+                timeout=config.timeout,
                 allow_redirects=False,  # credentials go to the configured endpoints only
+                verify=config.verify,
+                proxies=config.proxies or {},
+                stream=True,  # then one read of the whole body, not requests' 10 KB chunks
             )
-        except requests.exceptions.SSLError:
+            content = reply.raw.read(decode_content=True)
+        except (requests.exceptions.SSLError, urllib3.exceptions.SSLError):
             raise GesApiError(
                 f"TLS verification failed for {request.base_url} (check extra 'verify')",
                 method=request.method,
@@ -290,13 +292,41 @@ class GesHook(_GesHookBase):
             requests.exceptions.ConnectionError,
             requests.exceptions.Timeout,
             requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.HTTPError,  # the body cut short, or timed out
         ) as err:
             raise GesTransientError(
                 f"no reply from {request.base_url} ({type(err).__name__})",
                 method=request.method,
                 path=request.path,
             ) from None
-        return Response(reply.status_code, reply.headers, reply.content)
+        return Response(reply.status_code, reply.headers, content)
+
+    def _prepare(self, effect: Send) -> requests.PreparedRequest:
+        """The request as ``Session.prepare_request`` makes it, for a third of its CPU.
+
+        Our URLs need none of its work (path ids are checked, queries urlencoded; a non-ASCII
+        endpoint still goes through ``prepare_url``) and the session has no cookies, auth or hooks
+        to merge: only its default headers. Sent with ``Session.send``, as ``Session.request`` does.
+        """
+        from requests import PreparedRequest
+        from requests.structures import CaseInsensitiveDict
+
+        request, body = effect.request, effect.request.body
+        prepared = PreparedRequest()
+        prepared.method = request.method
+        if request.url.isascii():
+            prepared.url = request.url
+        else:
+            prepared.prepare_url(request.url, None)  # IDNA host, percent-encoding
+        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(self.session.headers)  # type: ignore[arg-type]
+        headers.update(request.content_headers)
+        headers.update(effect.auth_headers)
+        if body or request.method not in ("GET", "HEAD"):
+            headers["Content-Length"] = str(len(body))
+        prepared.headers = headers
+        prepared.prepare_cookies(None)  # an empty jar (requests copies it when it sees a redirect)
+        prepared.body = body or None
+        return prepared
 
     def _auth(self, need: Authorize) -> Mapping[str, str]:
         if self.config.auth_type == "aksk":
