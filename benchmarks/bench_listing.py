@@ -214,7 +214,7 @@ def ratio(a: list[float], b: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 rounds instead of 9 (slow server: 2 instead of 7)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, not 9 (slow server: 2, not 7)")
     parser.add_argument("--runs", type=int)
     parser.add_argument("--backups", type=int, default=10_000)
     parser.add_argument("--page-size", type=int, default=100)
