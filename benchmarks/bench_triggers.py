@@ -45,6 +45,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import anyio
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import EmulatorProcess, Row, emit, isolate_airflow, percentile, rss_mb
 
@@ -137,6 +139,7 @@ class LoopWatch:
         self.tracked: list[int] = []  # objects the GC tracks: before start-up, after the first look
         self.lags: list[float] = []
         self.gc_pauses: list[float] = []
+        self.full_gcs: list[tuple[str, float]] = []  # (phase, pause) of each full collection
         self.watchdog: list[tuple[str, float]] = []  # (phase, what Airflow's watchdog measured)
         self.peak_rss = rss_mb()
         self._gc_start = 0.0
@@ -154,6 +157,8 @@ class LoopWatch:
             self._gc_start = time.perf_counter()
         else:
             self.gc_pauses.append(time.perf_counter() - self._gc_start)
+            if info["generation"] == 2:
+                self.full_gcs.append((self.phase, self.gc_pauses[-1]))
 
     def _sample(self) -> None:
         while not self._stop.wait(SAMPLE_S):
@@ -257,6 +262,7 @@ async def run_triggers(
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    anyio.Event()  # as TriggerRunner.arun does before any trigger runs (it loads anyio's backend)
     helpers = [
         asyncio.create_task(watch.heartbeat(stop), name="heartbeat"),
         asyncio.create_task(watch.airflow_watchdog(stop), name="watchdog"),
@@ -319,6 +325,10 @@ def main() -> None:
     faults = f"latency:ms={args.latency_ms}:scope=all"
     with EmulatorProcess(*data, "--faults", faults, "--backlog", str(args.backlog)) as emu:
         os.environ.update(emu.conn_env("password"))
+        # What a triggerer process has imported before its first trigger runs (3.3's trigger runner
+        # module imports the supervisor, its comms and anyio): their import is not a trigger's cost.
+        import airflow.jobs.triggerer_job_runner  # noqa: F401
+
         from airflow_provider_ges.hooks.ges import GesAsyncHook
         from airflow_provider_ges.shared import SHARED
         from airflow_provider_ges.triggers.ges import GesBackupTrigger
@@ -533,6 +543,14 @@ def report(
             bench,
             f"heartbeat lag p99 / max, ms ({watch.count:,} callbacks)",
             f"{percentile(watch.lags, 99) * 1000:.0f} / {max(watch.lags) * 1000:.0f}",
+        ),
+        Row(
+            bench,
+            "full GC collections (generation 2): first look + after it (their pauses, ms: "
+            + ", ".join(f"{pause * 1000:.0f}" for _, pause in watch.full_gcs[:8])
+            + ")",
+            f"{sum(1 for p, _ in watch.full_gcs if p == 'first look')}"
+            f" + {sum(1 for p, _ in watch.full_gcs if p == 'after it')}",
         ),
         Row(
             bench,

@@ -7,7 +7,9 @@ requests, parsing, retries, token cache and paging.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import importlib
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -446,6 +448,14 @@ class GesHook(_GesHookBase):
 KEEPALIVE_SECONDS = 120.0
 
 
+def load_transport(verify: bool | str) -> ssl.SSLContext:
+    """The TLS context, and the modules httpx's first request imports (anyio's asyncio backend,
+    ~20 ms where the triggerer has not loaded it yet): run in a thread, off the event loop."""
+    with contextlib.suppress(ImportError):
+        importlib.import_module("anyio._backends._asyncio")
+    return shared_ssl_context(verify)
+
+
 @functools.lru_cache(maxsize=8)
 def shared_ssl_context(verify: bool | str) -> ssl.SSLContext:
     """One TLS context per ``verify`` setting for the whole process.
@@ -486,7 +496,7 @@ class GesAsyncHook(_GesHookBase):
 
             config = await self.get_config()
             # loading the CA bundle takes ~30 ms of CPU once per process: not on the event loop
-            verify = await asyncio.to_thread(shared_ssl_context, config.verify)
+            verify = await asyncio.to_thread(load_transport, config.verify)
             # Idle connections outlive a poll interval: a trigger reuses its connection.
             limits = httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
             mounts = {
