@@ -140,7 +140,8 @@ class LoopWatch:
         self.lags: list[float] = []
         self.gc_pauses: list[float] = []
         self.full_gcs: list[tuple[str, float]] = []  # (phase, pause) of each full collection
-        self.watchdog: list[tuple[str, float]] = []  # (phase, what Airflow's watchdog measured)
+        #: (phase, what Airflow's watchdog measured, the GC pauses inside it)
+        self.watchdog: list[tuple[str, float, float]] = []
         self.peak_rss = rss_mb()
         self._gc_start = 0.0
         self._main = threading.get_ident()
@@ -241,9 +242,10 @@ class LoopWatch:
     async def airflow_watchdog(self, stop: asyncio.Event) -> None:
         """``TriggerRunner.block_watchdog`` of Airflow 3.3, counting instead of logging."""
         while not stop.is_set():
-            last_run = time.monotonic()
+            last_run, pauses = time.monotonic(), len(self.gc_pauses)
             await asyncio.sleep(0.1)
-            self.watchdog.append((self.phase, time.monotonic() - last_run))
+            in_gc = sum(self.gc_pauses[pauses:])
+            self.watchdog.append((self.phase, time.monotonic() - last_run, in_gc))
 
 
 def describe(handle: asyncio.events.Handle) -> str:
@@ -527,16 +529,26 @@ def report(
                 f"{wall_s * 1000:.0f}",
             )
         )
-    blocked = [(phase, s) for phase, s in watch.watchdog if s > WATCHDOG_THRESHOLD_S]
-    first = sum(1 for phase, _ in blocked if phase == "first look")
+    blocked = [(phase, s, in_gc) for phase, s, in_gc in watch.watchdog if s > WATCHDOG_THRESHOLD_S]
+    first = sum(1 for phase, _, _ in blocked if phase == "first look")
+    # a warning the GC explains: without the collections inside it, the sleep was on time
+    not_gc = [(phase, s) for phase, s, in_gc in blocked if s - in_gc > WATCHDOG_THRESHOLD_S]
     rows += [
         Row(
             bench,
             f"Airflow watchdog 'async thread was blocked' warnings (> {WATCHDOG_THRESHOLD_S:g} s):"
-            f" first look + after it (longest sleep(0.1): {', '.join(f'{s:.2f}' for _, s in blocked[:6])} s)",
+            " first look + after it (longest sleep(0.1) / GC inside it, s: "
+            + ", ".join(f"{s:.2f}/{in_gc:.2f}" for _, s, in_gc in blocked[:6])
+            + ")",
             f"{first} + {len(blocked) - first}",
+        ),
+        Row(
+            bench,
+            "of those, warnings the GC pauses inside them do not explain (the sleep minus its GC"
+            f" pauses still > {WATCHDOG_THRESHOLD_S:g} s): the loop blocked by code",
+            f"{len(not_gc)}",
             target="0",
-            ok=not blocked,
+            ok=not not_gc,
             goal="" if args.gc_freeze else "3 never blocks the loop",
         ),
         Row(

@@ -330,6 +330,7 @@ def test_hundred_deferred_gates_under_faults(
     for graph in fleet:
         new_graph(d, graph)
     rss_before = d.triggerer.rss()
+    log_start = d.triggerer.log.stat().st_size
     d.emulator.reset_counters()
     t0 = time.monotonic()
     run_id = d.trigger(dag)
@@ -358,6 +359,9 @@ def test_hundred_deferred_gates_under_faults(
     t_done = time.monotonic()
     counters = d.emulator.counters
     rss_after = d.triggerer.rss()
+    with d.triggerer.log.open("rb") as log:
+        log.seek(log_start)
+        blocked = re.findall(rb"async thread was blocked for ([0-9.]+) seconds", log.read())
 
     states = d.states(dag, run_id)
     assert state == "success", {k: v for k, v in states.items() if v != ("success", 1)}
@@ -381,6 +385,7 @@ def test_hundred_deferred_gates_under_faults(
         "project backup-list requests (both phases)": deferring["list_backups"] + counters["list_backups"],
         "faults from the faults on (503, 429)": (counters["fault_503"], counters["fault_429"]),
         "triggerer RSS kB per pid, before / 100 waiting / after": (rss_before, rss_waiting, rss_after),
+        "triggerer 'async thread was blocked' warnings (seconds each)": [float(b) for b in blocked],
     }
     FIGURES["100 gates"] = figures
     say(request, f"100 deferred gates: {figures}")

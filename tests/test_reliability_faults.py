@@ -233,15 +233,16 @@ def test_wrong_password_is_one_iam_call_and_a_clear_error(
     assert "Wrong-Passw0rd-xyz" not in message
 
 
-class CutShortServer:
-    """A loopback server whose every reply promises 10,000 bytes of body, sends 20 and hangs up."""
+class CannedServer:
+    """A loopback server giving every request the same raw HTTP reply, then hanging up."""
 
-    def __init__(self) -> None:
+    def __init__(self, reply: bytes) -> None:
         import socket
 
+        self.reply = reply
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.replies = 0
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.requests: list[bytes] = []
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -251,29 +252,49 @@ class CutShortServer:
             except OSError:
                 return
             with conn:
-                conn.recv(65536)
-                self.replies += 1
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n"
-                    b'X-Subject-Token: t\r\n\r\n{"backupCount": 5, "'
-                )
+                self.requests.append(conn.recv(65536))
+                conn.sendall(self.reply)
 
-    def close(self) -> None:
+    def __enter__(self) -> CannedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def list_through(transport: str) -> list[Any]:
+    if transport == "sync":
+        return GesHook(retry_base_delay=0.01).list_backups()
+    return asyncio.run(GesAsyncHook(retry_base_delay=0.01).list_backups())
+
+
+AKSK = {"login": "AK", "password": "SK" * 10}
 
 
 @pytest.mark.parametrize("transport", ["sync", "async"])
 def test_a_body_cut_short_is_a_transient_error_retried_then_raised(transport: str, set_conn: Any) -> None:
-    server = CutShortServer()
-    try:
-        url = f"http://127.0.0.1:{server.port}"
-        set_conn(host=url, extra={"auth_type": "aksk", "max_retries": 2}, login="AK", password="SK" * 10)
+    # the reply promises 10,000 bytes of body, sends 20 and hangs up
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n"
+    with CannedServer(head + b'{"backupCount": 5, "') as server:
+        set_conn(host=server.url, extra={"auth_type": "aksk", "max_retries": 2}, **AKSK)
         with pytest.raises(GesTransientError, match=r"no reply from http://127\.0\.0\.1:\d+ \(\w+\)") as err:
-            if transport == "sync":
-                GesHook(retry_base_delay=0.01).list_backups()
-            else:
-                asyncio.run(GesAsyncHook(retry_base_delay=0.01).list_backups())
+            list_through(transport)
         assert err.value.method == "GET" and err.value.path.endswith("/graphs/backups")
-        assert server.replies == 3  # the first try and its 2 retries, each cut short
-    finally:
-        server.close()
+        assert len(server.requests) == 3  # the first try and its 2 retries, each cut short
+
+
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_a_gzipped_page_is_decoded(transport: str, set_conn: Any) -> None:
+    import gzip
+
+    page = {"backupCount": 1, "backupList": [{"id": "b1", "status": "success", "graphId": "g1"}]}
+    body = gzip.compress(json.dumps(page).encode())
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    with CannedServer(head + body) as server:
+        set_conn(host=server.url, extra={"auth_type": "aksk"}, **AKSK)
+        backups = list_through(transport)
+        assert [(b.id, b.status, b.graph_id) for b in backups] == [("b1", "success", "g1")]
+        assert b"gzip" in server.requests[0].lower()  # the client asked for it
