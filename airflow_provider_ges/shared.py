@@ -43,12 +43,12 @@ class SharedResults:
             entry = self._entries.get(full_key)
             if entry is None or (entry.future.done() and now - entry.fetched_at >= fresh_for):
                 return await self._fetch(full_key, now, loop, fetch)
-            try:
-                return await asyncio.shield(entry.future)
-            except asyncio.CancelledError:
-                if not entry.future.cancelled():
-                    raise  # this waiter was cancelled
-                # the fetcher was cancelled: look again
+            # asyncio.wait, not shield: a CancelledError here is this waiter's own cancellation
+            # (the triggerer cancelling its trigger), never the fetcher's
+            await asyncio.wait((entry.future,))
+            if not entry.future.cancelled():
+                return entry.future.result()
+            # the fetcher was cancelled: look again
 
     async def _fetch(
         self,

@@ -133,3 +133,72 @@ def test_a_cancelled_fetcher_does_not_cancel_the_other_waiters() -> None:
         return await asyncio.wait_for(waiter, 5)
 
     assert asyncio.run(scenario()) == "fresh"
+
+
+def test_cancelling_every_waiter_and_the_fetcher_at_once_ends_them_all() -> None:
+    """The triggerer stops (or removes every trigger of a graph): fetcher and waiters are cancelled
+    together, and each ends cancelled; none takes the fetcher's cancellation as a reason to fetch
+    again and run on."""
+    shared = SharedResults()
+    started = asyncio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await asyncio.sleep(10)
+        return "never"
+
+    async def scenario() -> list[bool]:
+        tasks = [asyncio.create_task(shared.get("k", 5.0, slow)) for _ in range(5)]
+        await started.wait()
+        await asyncio.sleep(0.01)
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 2)
+        return [task.cancelled() for task in tasks]
+
+    assert asyncio.run(scenario()) == [True] * 5
+    assert shared.fetches == 1
+
+
+def test_hooks_starting_together_read_their_connection_once(
+    set_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of triggers (a triggerer restart, a mapped sensor) reads each connection once: one
+    Airflow lookup, one parse, one masking of its secrets, instead of one per trigger."""
+    from airflow.sdk import BaseHook
+
+    from airflow_provider_ges.hooks.ges import GesAsyncHook
+
+    set_conn("ges_a", extra={"project_id": "a" * 32})
+    set_conn("ges_b", extra={"project_id": "b" * 32})
+    lookups: list[str] = []
+    real = BaseHook.aget_connection.__func__  # type: ignore[attr-defined]
+
+    async def counted(cls: Any, conn_id: str) -> Any:
+        lookups.append(conn_id)
+        await asyncio.sleep(0.01)  # as a real lookup, which goes through the supervisor
+        return await real(cls, conn_id)
+
+    monkeypatch.setattr(BaseHook, "aget_connection", classmethod(counted))
+
+    async def burst() -> list[str]:
+        hooks = [GesAsyncHook("ges_a" if i % 2 else "ges_b") for i in range(100)]
+        configs = await asyncio.gather(*(hook.get_config() for hook in hooks))
+        return [config.project_id for config in configs]
+
+    projects = asyncio.run(burst())
+    assert projects == ["b" * 32, "a" * 32] * 50  # each hook its own connection's
+    assert sorted(lookups) == ["ges_a", "ges_b"]
+
+
+def test_a_broken_connection_read_together_fails_every_hook(set_conn: Any) -> None:
+    from airflow_provider_ges.hooks.ges import GesAsyncHook
+
+    set_conn("ges_broken", extra={"timeout": "soon"})
+
+    async def burst() -> list[BaseException | Any]:
+        hooks = [GesAsyncHook("ges_broken") for _ in range(5)]
+        return await asyncio.gather(*(hook.get_config() for hook in hooks), return_exceptions=True)
+
+    errors = asyncio.run(burst())
+    assert all(isinstance(err, ValueError) and "timeout" in str(err) for err in errors), errors
