@@ -21,8 +21,10 @@ cell_spec() {
     case "$1" in
         af31)
             PYV=3.11 AIRFLOW=3.1.8
-            # Nothing extra: the unconstrained resolve (fastapi 0.117, cadwyn 5.4, svcs 26.2 on 2026-12-01)
-            # runs dag.test() of a trivial DAG and the whole suite.
+            # cryptography 51 made MultiFernet a Rust class: Airflow 3.1.8's get_fernet() sets an attribute
+            # on it and fails, so every connection read with a Fernet key set "isn't defined" (3.2 wraps it;
+            # Airflow's constraints-3.1.8 stay below 51). Otherwise the unconstrained resolve runs the suite.
+            PINS=("cryptography<51")
             ;;
         af32)
             PYV=3.11 AIRFLOW=3.2.2
