@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -109,15 +110,22 @@ def test_shared_results_reuse_only_while_fresh_and_join_a_fetch_in_flight() -> N
     assert shared.fetches == 2
 
 
-def test_a_cancelled_fetcher_does_not_cancel_the_other_waiters() -> None:
-    """A trigger ends (cancelled) while its fetch is in flight: the others fetch anew, not die."""
-    shared = SharedResults()
-    started = asyncio.Event()
+def never_ending_fetch(started: asyncio.Event) -> Callable[[], Awaitable[str]]:
+    """A fetch that sets ``started`` and then hangs (until cancelled)."""
 
     async def slow() -> str:
         started.set()
         await asyncio.sleep(10)
         return "never"
+
+    return slow
+
+
+def test_a_cancelled_fetcher_does_not_cancel_the_other_waiters() -> None:
+    """A trigger ends (cancelled) while its fetch is in flight: the others fetch anew, not die."""
+    shared = SharedResults()
+    started = asyncio.Event()
+    slow = never_ending_fetch(started)
 
     async def quick() -> str:
         return "fresh"
@@ -141,11 +149,7 @@ def test_cancelling_every_waiter_and_the_fetcher_at_once_ends_them_all() -> None
     again and run on."""
     shared = SharedResults()
     started = asyncio.Event()
-
-    async def slow() -> str:
-        started.set()
-        await asyncio.sleep(10)
-        return "never"
+    slow = never_ending_fetch(started)
 
     async def scenario() -> list[bool]:
         tasks = [asyncio.create_task(shared.get("k", 5.0, slow)) for _ in range(5)]
