@@ -86,6 +86,17 @@ def list_backups_request(
     return Request("GET", config.endpoint, path, {"offset": offset, "limit": limit})
 
 
+def list_jobs_request(
+    config: GesConnectionConfig, graph_name: str | None, offset: int, limit: int
+) -> Request:
+    """``GET /v1.0/{project_id}/graphs/jobs?graph_name=&offset=&limit=`` (every job type of the project)."""
+    project = check_path_param("project_id", config.project_id)
+    params: dict[str, str | int] = {"offset": offset, "limit": limit}
+    if graph_name:
+        params["graph_name"] = graph_name
+    return Request("GET", config.endpoint, f"/v1.0/{project}/graphs/jobs", params)
+
+
 def _graph_path(config: GesConnectionConfig, graph_id: str) -> str:
     project = check_path_param("project_id", config.project_id)
     return f"/v1.0/{project}/graphs/{check_path_param('graph_id', graph_id)}"

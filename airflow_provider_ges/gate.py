@@ -52,6 +52,9 @@ class BackupGate(BaseModel):
     max_age: timedelta | None = None
     backup_method: BackupMethod | None = None
     fail_on_failure: bool = True
+    #: Wait for this one backup (an attached create): it passes on its success, fails when it ends
+    #: otherwise or is gone; the other criteria do not apply.
+    backup_id: str | None = None
 
     @field_validator("newer_than", mode="before")
     @classmethod
@@ -89,6 +92,12 @@ class BackupGate(BaseModel):
     def judge(self, backups: Iterable[Backup], graph_id: str | None = None) -> Verdict:
         """The verdict on a listing (of graph ``graph_id``; else filtered by name)."""
         graph_id = graph_id or self.graph_id
+        if self.backup_id is not None:
+            from airflow_provider_ges.lifecycle import attached_outcome
+
+            backup = next((b for b in backups if b.id == self.backup_id), None)
+            step = attached_outcome(backup, self.backup_id, self.graph)
+            return Verdict(step.action, backup, step.message)  # type: ignore[arg-type]
         selection = BackupFilter(
             graph_id=graph_id,
             graph_name=None if graph_id else self.graph_name,

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AliasChoices,
@@ -221,7 +221,7 @@ class BackupFilter(BaseModel):
 
 
 class GraphStatus:
-    """The graph status codes the lifecycle acts on (GES sends them as numbers or text)."""
+    """The graph status codes (GES sends them as numbers or text), each in one ``kind``."""
 
     RUNNING = "200"
     DELETED = "400"
@@ -229,8 +229,44 @@ class GraphStatus:
     STOPPING = "901"
     BACKING_UP = "903"
     STARTING = "920"
+    #: The SDK's list (100, 200, 201-208, 210, 211, 300, 303, 400, 800, 900, 901, 920) and 903
+    #: (backing up, from the GES.7002 page), by what the lifecycle does with a graph in them.
+    KINDS: ClassVar[dict[str, str]] = {
+        "200": "running",
+        "900": "stopped",
+        # preparing, upgrading, importing, rolling back, exporting, clearing, scale-out (206-208),
+        # resizing (210, 211), stopping, backing up, starting: a graph leaves them by itself
+        **dict.fromkeys(
+            (
+                "100",
+                "201",
+                "202",
+                "203",
+                "204",
+                "205",
+                "206",
+                "207",
+                "208",
+                "210",
+                "211",
+                "901",
+                "903",
+                "920",
+            ),
+            "transitional",
+        ),
+        "300": "faulty",  # faulty
+        "303": "faulty",  # creation failed
+        "800": "faulty",  # frozen
+        "400": "deleted",
+    }
     #: States a graph leaves by itself: wait for them to end.
-    TRANSIENT = frozenset({STOPPING, BACKING_UP, STARTING, "100", "201", "202", "203", "204", "205"})
+    TRANSIENT = frozenset(code for code, kind in KINDS.items() if kind == "transitional")
+
+    @classmethod
+    def kind(cls, status: object) -> str:
+        """``running``, ``stopped``, ``transitional``, ``faulty``, ``deleted`` or ``unknown``."""
+        return cls.KINDS.get(str(status), "unknown")
 
 
 class GraphReply(BaseModel):
@@ -246,6 +282,7 @@ class JobStatus(str, Enum):
     kept as plain strings."""
 
     PENDING = "pending"
+    WAITING = "waiting"  # the SDK's ListJobs: running, waiting, success, failed
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
@@ -255,7 +292,8 @@ class JobStatus(str, Enum):
 
 
 TERMINAL_JOB_STATES = frozenset({JobStatus.SUCCESS, JobStatus.FAILED})
-WAITING_JOB_STATES = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
+DOCUMENTED_JOB_STATES = frozenset(JobStatus)
+WAITING_JOB_STATES = frozenset({JobStatus.PENDING, JobStatus.WAITING, JobStatus.RUNNING})
 
 
 def _job_time(value: Any) -> datetime | None:
@@ -295,6 +333,11 @@ class Job(BaseModel):
         return _job_time(value)
 
     @property
+    def id(self) -> str:
+        """The job's id (what a listing de-duplicates on)."""
+        return self.job_id or ""
+
+    @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_JOB_STATES
 
@@ -304,20 +347,28 @@ class Job(BaseModel):
 
     @property
     def outcome(self) -> str:
-        """The one rule of every job wait: ``success``, ``failed`` (a failed job, or a state GES does
-        not document: never taken for a pass) or ``waiting`` (pending, running)."""
+        """The one rule of every job wait: ``success``, ``failed`` or ``waiting`` (pending, waiting,
+        running, and a state GES does not document: never taken for a pass nor a failure; the
+        waiter logs it once, see ``documented``, and waits until its timeout)."""
         if self.status == JobStatus.SUCCESS:
             return "success"
-        if self.status in WAITING_JOB_STATES:
-            return "waiting"
-        return "failed"
+        if self.status == JobStatus.FAILED:
+            return "failed"
+        return "waiting"
+
+    @property
+    def documented(self) -> bool:
+        """Whether GES documents the job's state."""
+        return self.status in DOCUMENTED_JOB_STATES
 
     def describe(self, graph: str) -> str:
         """How the job ended, for a failure message (its ``failReason`` when it has one)."""
         what = f"{self.job_name or 'Job'} {self.job_id or '?'} of {graph}"
         if self.status == JobStatus.FAILED:
             return f"{what} failed: {self.fail_reason or 'GES gave no reason'}"
-        return f"{what} is in a state GES does not document: {self.status!r}"
+        if not self.documented:
+            return f"{what} is in a state GES does not document: {self.status!r}"
+        return f"{what} is {self.status}"
 
     def to_api(self) -> dict[str, Any]:
         """The job with the API's field names (times as ISO-8601 UTC): the form for XCom."""
@@ -325,11 +376,30 @@ class Job(BaseModel):
 
 
 class JobCreated(BaseModel):
-    """The reply of a call that starts a job (create backup, stop, start): ``{"jobId": ...}``."""
+    """The reply of a call that starts a job (create backup, stop, start): ``{"jobId": ...}``; a
+    create's reply may name the new backup too (``backupId``, on newer API pages)."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
-    job_id: str = Field(alias="jobId", min_length=1)
+    job_id: str = Field(validation_alias=AliasChoices("jobId", "job_id"), min_length=1)
+    backup_id: str | None = Field(default=None, validation_alias=AliasChoices("backupId", "backup_id"))
+
+
+class JobPage(BaseModel):
+    """One page of ``GET /v1.0/{project_id}/graphs/jobs``: ``{jobCount, jobList}``."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    job_count: int | None = Field(default=None, validation_alias=AliasChoices("jobCount", "job_count"), ge=0)
+    job_list: list[Job] | None = Field(default=None, validation_alias=AliasChoices("jobList", "job_list"))
+
+    @property
+    def items(self) -> list[Job]:
+        return self.job_list or []
+
+    @property
+    def total(self) -> int | None:
+        return self.job_count
 
 
 _ANY = BackupFilter()

@@ -17,6 +17,8 @@ import requests
 from airflow_provider_ges.emulator import DEFAULT_PROJECT_ID, DEFAULT_USER
 from airflow_provider_ges.emulator.data import SEED_EXAMPLE
 
+from .test_emulator_lifecycle import wait_for
+
 
 class Cli:
     """A running CLI process and what it printed."""
@@ -50,6 +52,11 @@ class Cli:
     def list_backups(self, **params: Any) -> requests.Response:
         url = f"{self.conn['host']}/v1.0/{self.conn['extra']['project_id']}/graphs/backups"
         return requests.get(url, params=params, headers={"X-Auth-Token": self.token()}, timeout=5)
+
+    def ges(self, method: str, path: str, **kw: Any) -> requests.Response:
+        """A GES call (``path`` under ``/v1.0/{project}/graphs``) with a fresh token."""
+        url = f"{self.conn['host']}/v1.0/{self.conn['extra']['project_id']}/graphs{path}"
+        return requests.request(method, url, headers={"X-Auth-Token": self.token()}, timeout=5, **kw)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.proc.send_signal(sig)
@@ -159,6 +166,42 @@ def test_ctl_steers_a_cli_server(cli: type[Cli]) -> None:
     assert stats["list_backups"] == 2 and stats["tokens_issued"] == 2
     missing = ctl("set-status", "nope", "success", url=url)
     assert (missing.returncode, missing.stdout, missing.stderr) == (2, "", "error: no backup 'nope'\n")
+    assert run.stop() == 0
+
+
+def test_after_faults_job_states_and_graph_status(cli: type[Cli]) -> None:
+    faults = "504:scope=create:after=1:count=1"
+    run = cli("--control", "--faults", faults, "--job-pending", "30", "--job-wait-state", "waiting")
+    url = run.conn["host"]
+    movies = run.ges("GET", "").json()["graphs"][0]
+    assert run.ges("POST", f"/{movies['id']}/backups").status_code == 504
+    assert run.list_backups(limit=100).json()["backupList"][-1]["status"] == "backing_up"  # made anyway
+    jobs = run.ges("GET", "/jobs", params={"graph_name": "movies"}).json()["jobList"]
+    assert [(job["jobName"], job["status"]) for job in jobs] == [("BackupGraph", "waiting")]
+
+    ctl("--url", url, "add-graph", "sales")
+    shown = ctl("set-graph-status", "sales", "206", "--then", "200", "--after", "1", url=url)
+    assert shown.returncode == 0, shown.stderr
+    sales = json.loads(shown.stdout)
+    assert sales["status"] == "206" and run.ges("GET", f"/{sales['id']}").json()["graph"]["status"] == "206"
+    refused = run.ges("POST", f"/{sales['id']}/action", params={"action_id": "stop"})
+    assert refused.status_code == 400 and refused.json()["errorCode"] == "GES.7001"
+
+    assert json.loads(ctl("faults", "drop:scope=delete:after=1", url=url).stdout)["spec"]
+    backup = run.list_backups().json()["backupList"][0]
+    with pytest.raises(requests.ConnectionError):
+        run.ges("DELETE", f"/{backup['graphId']}/backups/{backup['id']}")
+    assert json.loads(ctl("faults", "--clear", url=url).stdout) == {"spec": ""}
+    second = run.list_backups().json()["backupList"][0]
+    assert second["id"] != backup["id"]  # the dropped delete was carried out
+    assert run.ges("DELETE", f"/{second['graphId']}/backups/{second['id']}").status_code == 200
+
+    settings = json.loads(ctl("settings", "--job-wait-state", "pending", url=url).stdout)
+    assert (settings["job_wait_state"], settings["job_pending"]) == ("pending", 30.0)
+    wait_for(lambda: run.ges("GET", f"/{sales['id']}").json()["graph"]["status"] == "200")  # 1 s on
+    stats = json.loads(ctl("stats", url=url).stdout)
+    assert (stats["faults_injected"], stats["replies_lost"], stats["fault_drop"]) == (2, 2, 1)
+    assert ctl("faults", url=url).returncode == 2  # a spec or --clear
     assert run.stop() == 0
 
 

@@ -12,6 +12,7 @@ from airflow_provider_ges.emulator import GesEmulator
 from airflow_provider_ges.emulator.api import Request
 
 from .test_emulator import Client, assert_ges_error
+from .test_emulator_lifecycle import wait_for
 
 
 def control(emu: GesEmulator, method: str, path: str, body: Any = None) -> requests.Response:
@@ -93,6 +94,21 @@ def test_graphs_and_backups(emu: GesEmulator) -> None:
         ("DELETE", "graphs/nope", None, 404, "no graph"),
         ("GET", "nothing-here", None, 404, "unknown control call GET /__emulator__/nothing-here"),
         ("POST", "graphs", [1], 400, "JSON object"),
+        ("PUT", "graphs/nope/status", {"status": "206"}, 404, "no graph 'nope'"),
+        ("PUT", "graphs/movies/status", {}, 400, "'status' is required"),
+        (
+            "PUT",
+            "graphs/movies/status",
+            {"status": "206", "after": "soon"},
+            400,
+            "'after' has the wrong type",
+        ),
+        ("PUT", "graphs/movies/status", {"status": "400"}, 400, "delete_graph"),
+        ("PUT", "faults", {"spec": "429:after=1"}, 400, "fault kind '429' cannot take 'after'"),
+        ("PUT", "settings", {"job_wait_state": "queued"}, 400, "job_wait_state must be one of"),
+        ("PUT", "settings", {"job_pending": -1}, 400, "'job_pending' must not be negative"),
+        ("PUT", "settings", {"job_pending": "1"}, 400, "'job_pending' has the wrong type"),
+        ("PUT", "settings", {"colour": "red"}, 400, "unknown setting 'colour'"),
     ],
 )
 def test_errors(emu: GesEmulator, method: str, path: str, body: Any, status: int, text: str) -> None:
@@ -126,3 +142,29 @@ def test_control_paths_are_not_ges_paths(emu: GesEmulator) -> None:
     assert_ges_error(Client(emu).get("/graphs/unknown"), 400, "GES.7000")
     assert requests.get(f"{emu.url}/__emulator__", timeout=5).status_code == 404  # the bare prefix is no call
     assert emu.counters["not_found"] == 1
+
+
+def test_graph_status_after_faults_and_settings(emu: GesEmulator) -> None:
+    client = Client(emu)
+    graph = emu.graphs()[0]
+    shown = ok(emu, "PUT", f"graphs/{graph['name']}/status", {"status": "206", "then": "200", "after": 0.2})
+    assert shown["status"] == "206" and emu.graph(graph["id"])["status"] == "206"
+    wait_for(lambda: emu.graph(graph["id"])["status"] == "200")
+    spec = "504:scope=create:after=1:count=1"
+    assert ok(emu, "PUT", "faults", {"spec": spec}) == {"spec": spec}
+    assert client.call("POST", f"/graphs/{graph['id']}/backups").status_code == 504
+    assert emu.job_names(graph["id"]) == ["BackupGraph"] and emu.counters["replies_lost"] == 1
+    defaults = {
+        "job_wait_state": "pending",
+        "job_pending": 0.0,
+        "graph_action_duration": 0.1,
+        "backup_duration": 0.1,
+    }
+    assert ok(emu, "GET", "settings") == defaults
+    refused(control(emu, "PUT", "settings", {"job_pending": 5, "job_wait_state": "queued"}), 400, "queued")
+    assert emu.job_pending == 0.0  # a refused change changes nothing
+    changed = ok(emu, "PUT", "settings", {"job_wait_state": "waiting", "job_pending": 5})
+    assert changed == {**defaults, "job_wait_state": "waiting", "job_pending": 5}
+    other = emu.graphs()[1]["id"]
+    job_id = client.ok("POST", f"/graphs/{other}/action", params={"action_id": "stop"})["jobId"]
+    assert emu.job(other, job_id)["status"] == "waiting"

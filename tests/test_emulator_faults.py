@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from typing import Any
@@ -11,6 +12,9 @@ import pytest
 import requests
 
 from airflow_provider_ges.emulator import FaultRule, Faults, GesEmulator, Hostile, parse_faults
+
+from .test_emulator import Client, assert_ges_error
+from .test_emulator_lifecycle import run, status_of, wait_for
 
 
 def list_url(emu: GesEmulator, graph: str | None = None) -> str:
@@ -74,11 +78,27 @@ def test_parse_full_spec() -> None:
         ("500:scope=elsewhere", "unknown fault scope"),
         ("latency:ms=-1", "negative"),
         ("speed=3", "unknown fault setting"),
+        ("429:after=1", "fault kind '429' cannot take 'after' (only drop, 500, 502, 504 can)"),
+        ("stall:after=1", "fault kind 'stall' cannot take 'after'"),
+        ("500:after=maybe", "bad value"),
+        ("504:scope=restart", "unknown fault scope"),
     ],
 )
 def test_parse_rejects(spec: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         parse_faults(spec)
+
+
+def test_parse_after_and_call_scopes() -> None:
+    faults = parse_faults("504:scope=start:after=1:count=1,drop:scope=delete:after=true,500:after=0")
+    assert faults.rules == (
+        FaultRule("504", scope="start", after=True, count=1),
+        FaultRule("drop", scope="delete", after=True),
+        FaultRule("500"),
+    )
+    scopes = ["create", "delete", "stop", "start", "action"]
+    spec = ",".join(f"502:scope={scope}" for scope in scopes)
+    assert [rule.scope for rule in parse_faults(spec).rules] == scopes
 
 
 # --- faults over HTTP ---------------------------------------------------------------------------------
@@ -236,6 +256,98 @@ def test_stop_interrupts_a_stall() -> None:
     thread.join(5)
     assert time.perf_counter() - start < 2
     assert not thread.is_alive() and len(outcome) == 1
+
+
+# --- faults after the call: GES acts, the reply is lost ----------------------------------------------
+
+AFTER = {"graphs": 2, "backups": 2, "backup_duration": 0.2, "graph_action_duration": 0.1}
+
+
+def lost_counts(emu: GesEmulator) -> tuple[int, int]:
+    return emu.counters["faults_injected"], emu.counters["replies_lost"]
+
+
+@pytest.mark.ges_emulator(**AFTER, faults="504:scope=create:after=1")
+def test_create_answers_504_yet_the_backup_exists(ges_emulator: GesEmulator) -> None:
+    client = Client(ges_emulator)
+    graph_id = ges_emulator.graphs()[0]["id"]
+    response = client.call("POST", f"/graphs/{graph_id}/backups")
+    assert response.status_code == 504 and response.json()["error_code"] == "APIGW.0203"
+    backup = ges_emulator.backups(graph_id)[-1]
+    assert (backup["status"], backup["backupMethod"]) == ("backing_up", "manual")
+    assert ges_emulator.job_names(graph_id) == ["BackupGraph"]
+    assert client.get("/graphs").status_code == 200  # the other calls are out of scope
+    assert lost_counts(ges_emulator) == (1, 1) and ges_emulator.counters["fault_504"] == 1
+
+
+@pytest.mark.ges_emulator(**AFTER, faults="500:scope=create:count=1")
+def test_a_fault_without_after_answers_instead_of_the_call(ges_emulator: GesEmulator) -> None:
+    client = Client(ges_emulator)
+    graph_id = ges_emulator.graphs()[0]["id"]
+    assert client.call("POST", f"/graphs/{graph_id}/backups").status_code == 500
+    assert len(ges_emulator.backups(graph_id)) == 1 and ges_emulator.jobs() == []
+    assert client.call("POST", f"/graphs/{graph_id}/backups").status_code == 200
+    assert lost_counts(ges_emulator) == (1, 0)
+
+
+@pytest.mark.ges_emulator(**AFTER, faults="drop:scope=delete:after=1")
+def test_delete_drops_the_connection_yet_the_backup_is_gone(ges_emulator: GesEmulator) -> None:
+    client = Client(ges_emulator)
+    backup = ges_emulator.backups()[0]
+    path = f"/graphs/{backup['graphId']}/backups/{backup['id']}"
+    with pytest.raises(requests.ConnectionError):
+        client.call("DELETE", path)
+    assert backup["id"] not in [b["id"] for b in ges_emulator.backups()]
+    assert_ges_error(client.call("DELETE", path), 400, "GES.7024")  # a retry finds nothing to delete
+    assert lost_counts(ges_emulator) == (1, 1) and ges_emulator.counters["fault_drop"] == 1
+
+
+@pytest.mark.ges_emulator(**AFTER, faults="504:scope=start:after=1:count=1")
+def test_start_answers_504_once_and_its_job_runs(ges_emulator: GesEmulator) -> None:
+    client = Client(ges_emulator)
+    graph = ges_emulator.graphs()[0]
+    assert run(client, graph["id"], "stop")["status"] == "success"  # out of the rule's scope
+    start = client.call("POST", f"/graphs/{graph['id']}/action", params={"action_id": "start"})
+    assert start.status_code == 504 and start.json()["error_code"] == "APIGW.0203"
+    assert ges_emulator.jobs(graph["name"])[-1]["jobName"] == "StartGraph"
+    wait_for(lambda: status_of(client, graph["id"]) == "200")
+    assert run(client, graph["id"], "stop")["status"] == "success"
+    assert run(client, graph["id"], "start")["status"] == "success"  # count=1: this one is answered
+    assert ges_emulator.job_names(graph["id"]) == ["StopGraph", "StartGraph", "StopGraph", "StartGraph"]
+    assert {job["status"] for job in ges_emulator.jobs()} == {"success"}
+    assert lost_counts(ges_emulator) == (1, 1)
+
+
+@pytest.mark.ges_emulator(**AFTER, faults="504:scope=action:after=1:count=1")
+def test_a_failing_call_does_not_use_up_an_after_rule(ges_emulator: GesEmulator) -> None:
+    client = Client(ges_emulator)
+    running = ges_emulator.graphs()[0]["id"]
+    stopped = ges_emulator.add_graph("idle", status="900")["id"]
+
+    def act(graph_id: str, action_id: str) -> requests.Response:
+        return client.call("POST", f"/graphs/{graph_id}/action", params={"action_id": action_id})
+
+    assert_ges_error(act(stopped, "stop"), 400, "GES.7003")  # the reply is the error, not a 504
+    assert_ges_error(act(running, "start"), 400, "GES.7015")
+    assert lost_counts(ges_emulator) == (0, 0)
+    assert act(running, "stop").status_code == 504  # the first call carried out loses its reply
+    assert act(stopped, "start").status_code == 200  # count=1: used up
+    assert ges_emulator.job_names(running) == ["StopGraph"] and ges_emulator.job_names("idle") == [
+        "StartGraph"
+    ]
+    assert lost_counts(ges_emulator) == (1, 1)
+
+
+def test_after_rules_set_at_runtime(ges_emulator: GesEmulator) -> None:
+    client = Client(ges_emulator)
+    graph_id = ges_emulator.graphs()[0]["id"]
+    ges_emulator.set_faults([FaultRule("502", scope="create", after=True, count=1)])
+    assert client.call("POST", f"/graphs/{graph_id}/backups").status_code == 502
+    assert ges_emulator.job_names(graph_id) == ["BackupGraph"]
+    ges_emulator.set_faults("drop:scope=all:after=1")
+    with pytest.raises(requests.ConnectionError):
+        token_request(ges_emulator)  # the token is issued, the reply is lost
+    assert ges_emulator.counters["tokens_issued"] == 2 and lost_counts(ges_emulator) == (2, 2)
 
 
 # --- hostile server -----------------------------------------------------------------------------------

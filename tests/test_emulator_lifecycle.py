@@ -104,6 +104,23 @@ def test_jobs_start_pending(client: Client) -> None:
     assert wait_for(lambda: finished(client, graph_id, job_id))["status"] == "success"
 
 
+@pytest.mark.ges_emulator(**{**FAST, "backup_duration": 0.6}, job_pending=0.15, job_wait_state="waiting")
+def test_jobs_can_wait_as_waiting(client: Client) -> None:
+    graph_id = client.emu.graphs()[0]["id"]
+    job_id = client.ok("POST", f"/graphs/{graph_id}/backups")["jobId"]
+    assert job_of(client, graph_id, job_id)["status"] == "waiting"
+    waiting = client.ok("GET", "/graphs/jobs", params={"status": "waiting"})["jobList"]
+    assert [job["jobId"] for job in waiting] == [job_id]
+    wait_for(lambda: job_of(client, graph_id, job_id)["status"] == "running", timeout=0.5)
+    assert wait_for(lambda: finished(client, graph_id, job_id))["status"] == "success"
+    client.emu.job_wait_state = "pending"
+    job_id = action(client, graph_id, "stop")
+    assert job_of(client, graph_id, job_id)["status"] == "pending"
+    with pytest.raises(ValueError, match="job_wait_state must be one of"):
+        client.emu.job_wait_state = "queued"  # type: ignore[assignment]
+    assert client.emu.job_wait_state == "pending"
+
+
 @pytest.mark.ges_emulator(graphs=1, backups=2, backup_duration=0.0, backup_quota=3)
 def test_backup_quota(client: Client) -> None:
     graph_id = client.emu.graphs()[0]["id"]
@@ -139,6 +156,39 @@ def test_show_graph(client: Client) -> None:
     client.emu.delete_graph(graph["id"])
     assert_ges_error(client.get(f"/graphs/{graph['id']}"), 400, "GES.7000")
     assert client.emu.counters["show_graph"] == 3
+
+
+@pytest.mark.ges_emulator(**FAST)
+def test_transitional_graph_status(client: Client) -> None:
+    graph = client.emu.graphs()[0]
+    shown = client.emu.set_graph_status(graph["name"], "206", then="200", after=0.3)
+    assert shown["status"] == "206" and status_of(client, graph["id"]) == "206"
+    assert client.ok("GET", "/graphs")["graphs"][0]["status"] == "206"
+    # scaling out: refused like any state but running (and for start, stopped)
+    assert_ges_error(client.call("POST", f"/graphs/{graph['id']}/backups"), 400, "GES.7001")
+    for action_id, code in (("stop", "GES.7001"), ("start", "GES.7015")):
+        response = client.call("POST", f"/graphs/{graph['id']}/action", params={"action_id": action_id})
+        assert_ges_error(response, 400, code)
+    wait_for(lambda: status_of(client, graph["id"]) == "200")
+    assert run(client, graph["id"], "stop")["status"] == "success"
+    assert client.emu.job_names(graph["name"]) == ["StopGraph"]  # the refused calls made no job
+
+
+@pytest.mark.ges_emulator(**FAST)
+def test_graph_status_changes_are_replaced_and_never_undelete(client: Client) -> None:
+    first, second = (g["id"] for g in client.emu.graphs())
+    client.emu.set_graph_status(first, "206", then="200", after=0.05)
+    client.emu.set_graph_status(first, "211")  # replaces the scheduled change
+    client.emu.set_graph_status(second, "210", then="200", after=0.05)
+    client.emu.delete_graph(second)
+    time.sleep(0.1)
+    assert status_of(client, first) == "211"
+    assert client.emu.find_graph(second)["status"] == "400"  # type: ignore[index]
+    with pytest.raises(ValueError, match="no graph 'nope'"):
+        client.emu.set_graph_status("nope", "206")
+    with pytest.raises(ValueError, match="delete_graph"):
+        client.emu.set_graph_status(first, "200", then="400")
+    assert status_of(client, first) == "211"
 
 
 # --- stop and start -----------------------------------------------------------------------------------
@@ -291,6 +341,24 @@ def test_list_jobs(client: Client) -> None:
     client.emu.max_limit = 5
     assert_ges_error(client.get("/graphs/jobs", limit=6), 400, "GES.0001")
     assert client.emu.counters["list_jobs"] == 5
+
+
+@pytest.mark.ges_emulator(**FAST)
+def test_jobs_list_stop_and_start_jobs_by_graph(client: Client) -> None:
+    first, second = client.emu.graphs()
+    client.ok("POST", f"/graphs/{second['id']}/backups")
+    assert run(client, first["id"], "stop")["status"] == "success"
+    assert run(client, first["id"], "start")["status"] == "success"
+    listed = client.ok("GET", "/graphs/jobs", params={"graph_name": first["name"]})["jobList"]
+    names = ["StopGraph", "StartGraph"]
+    assert [job["jobName"] for job in listed] == names
+    assert listed == client.emu.jobs(first["name"])
+    assert all(UTC_TEXT.fullmatch(job["beginTime"]) for job in listed)
+    assert listed[0]["beginTime"] <= listed[1]["beginTime"]
+    assert client.emu.job_names(first["id"]) == client.emu.job_names(first["name"]) == names
+    assert client.emu.job_names(second["name"]) == ["BackupGraph"]
+    with pytest.raises(ValueError, match="no graph"):
+        client.emu.job_names("nope")
 
 
 @pytest.mark.ges_emulator(graphs=1, backups=0)

@@ -222,11 +222,12 @@ def test_resend_rule_and_request_checks() -> None:
     ("raw", "status", "outcome"),
     [
         ("pending", JobStatus.PENDING, "waiting"),
+        ("waiting", JobStatus.WAITING, "waiting"),  # the SDK's ListJobs state
         ("running", JobStatus.RUNNING, "waiting"),
         ("success", JobStatus.SUCCESS, "success"),
         ("failed", JobStatus.FAILED, "failed"),
-        ("paused", "paused", "failed"),  # undocumented: kept as text, never a pass
-        (None, None, "failed"),
+        ("paused", "paused", "waiting"),  # undocumented: kept as text, waited on, never a pass
+        (None, None, "waiting"),
     ],
 )
 def test_job_model(raw: str | None, status: Any, outcome: str) -> None:
@@ -235,6 +236,7 @@ def test_job_model(raw: str | None, status: Any, outcome: str) -> None:
         ' "beginTime": "2026-01-02T03:04:05", "endTime": "garbled", "jobProgress": 0.5, "extra": 1}'
     )
     assert job.status == status and job.outcome == outcome
+    assert job.documented == (status in set(JobStatus))
     assert job.begin_time == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     assert job.end_time is None  # garbled: unknown, not a crash
     assert job.to_api()["extra"] == 1

@@ -206,8 +206,9 @@ def test_prune_cutoff_from_an_age_a_time_or_empty() -> None:
 
 
 class FakeTI:
-    def __init__(self) -> None:
+    def __init__(self, try_number: int = 1) -> None:
         self.xcom: dict[str, Any] = {}
+        self.try_number = try_number
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcom[key] = value
@@ -289,7 +290,8 @@ def test_a_lost_create_reply_with_nothing_running_is_raised(
     def lost(self: GesHook, graph_id: str) -> str:
         raise GesTransientError("no reply", method="POST", path="/backups")
 
-    monkeypatch.setattr(GesHook, "create_backup", lost)
+    monkeypatch.setattr(GesHook, "start_backup", lost)
+    monkeypatch.setattr("airflow_provider_ges.operators.ges.LISTING_PAUSE", 0.0)
     with pytest.raises(GesTransientError):
         GesCreateBackupOperator(task_id="t", graph_name="movies").execute(ctx())
 

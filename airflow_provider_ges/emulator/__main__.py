@@ -21,6 +21,7 @@ from . import ctl
 from . import defaults as d
 from .faults import Hostile, parse_faults
 from .server import GesEmulator
+from .store import JOB_WAIT_STATES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.DEFAULT_GRAPH_ACTION_DURATION,
         help="seconds a stop/start runs",
     )
+    add("--job-pending", type=float, default=0.0, metavar="S", help="seconds a new job waits before running")
+    add("--job-wait-state", choices=JOB_WAIT_STATES, default="pending", help="what a waiting job shows")
     add("--control", action="store_true", help="serve the control API (/__emulator__/..., loopback only)")
     add("--max-limit", type=int, metavar="N", help="refuse list calls with a limit over N")
     add("--user", default=d.DEFAULT_USER)
@@ -102,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_limit=args.max_limit,
         backup_quota=args.backup_quota,
         graph_action_duration=args.graph_action_duration,
+        job_pending=args.job_pending,
+        job_wait_state=args.job_wait_state,
         graph_names=[name for name in args.graph_names.split(",") if name],
         control=args.control,
     )

@@ -4,7 +4,8 @@ Control calls (under ``CONTROL_PREFIX``, see :mod:`.control`) skip all of this: 
 only when a control handler is set and only to loopback clients (else 403). GES and IAM checks run
 in this order: route (unknown path or method: 404 ``APIGW.0101``), faults, authentication
 (401 ``APIGW.0301``), project (403 ``GES.0001`` when the path's project is not the one the token or AK
-belongs to), then the call itself (GES errors are HTTP 400 ``{"errorCode", "errorMessage"}``).
+belongs to), then the call itself (GES errors are HTTP 400 ``{"errorCode", "errorMessage"}``), and
+last, on a call that succeeded, the ``after`` faults that replace its reply (see :mod:`.faults`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from .store import GRAPH_ACTIONS, GesError, Store, TokenError
 JSON_TYPE = "application/json;charset=UTF-8"
 HTML_TYPE = "text/html;charset=UTF-8"
 LIST_ENDPOINTS = frozenset({"list_backups", "list_graph_backups", "list_graphs", "list_jobs"})
+#: The fault scope of a single call (a stop or a start is also in scope "stop" or "start").
+_CALL_SCOPES = {"create_backup": "create", "delete_backup": "delete", "graph_action": "action"}
 DEFAULT_LIMIT = 10
 CONTROL_PREFIX = "/__emulator__"
 CONTROL_DISABLED = "The emulator's control API is disabled: start it with control=True (CLI: --control)."
@@ -173,9 +176,8 @@ class GesApi:
             return self._gateway_error(404, "APIGW.0101", message, request_id)
         name, params = route
         self.store.count("requests", name)
-        scopes: tuple[str, ...] = ("iam", "all") if name == "create_token" else ("ges", "all")
-        if name in LIST_ENDPOINTS:
-            scopes = ("list", *scopes)
+        iam = name == "create_token"
+        scopes = self._scopes(req, name)
         decision = self._plan.decide(scopes)
         if decision.latency:
             self.store.count("fault_latency")
@@ -184,10 +186,19 @@ class GesApi:
         if rule is not None:
             self.store.count("faults_injected", f"fault_{rule.kind}")
             if rule.kind != "stall":
-                return self._fault_response(rule, name == "create_token", request_id)
+                return self._fault_response(rule, iam, request_id)
             self.stopping.wait(rule.s)
-        if name == "create_token":
-            return self._create_token(req)
+        response = self._create_token(req) if iam else self._ges_call(req, name, params, request_id)
+        if response.status >= 400:
+            return response  # not carried out: no reply to lose
+        lost = self._plan.decide(scopes, after=True).rule
+        if lost is None:
+            return response
+        self.store.count("faults_injected", f"fault_{lost.kind}", "replies_lost")
+        return self._fault_response(lost, iam, request_id)
+
+    def _ges_call(self, req: Request, name: str, params: dict[str, str], request_id: str) -> Response:
+        """Authenticate, check the project, and run the call."""
         try:
             project = self._authenticate(req)
         except _AuthError as exc:
@@ -212,6 +223,21 @@ class GesApi:
         if not (mapped or address).is_loopback:
             return json_reply(403, {"error": CONTROL_LOOPBACK_ONLY})
         return self.control(req)
+
+    @staticmethod
+    def _scopes(req: Request, name: str) -> tuple[str, ...]:
+        """The fault scopes a request belongs to."""
+        if name == "create_token":
+            return ("iam", "all")
+        scopes = ["ges", "all"]
+        if name in LIST_ENDPOINTS:
+            scopes.append("list")
+        if name in _CALL_SCOPES:
+            scopes.append(_CALL_SCOPES[name])
+        action = dict(parse_qsl(req.query)).get("action_id") if name == "graph_action" else None
+        if action in GRAPH_ACTIONS:
+            scopes.append(str(action))
+        return tuple(scopes)
 
     @staticmethod
     def _route(req: Request) -> tuple[str, dict[str, str]] | None:

@@ -8,11 +8,14 @@ token, no faults, not counted. Bodies and replies are JSON; errors are ``{"error
 - ``GET stats`` -> the counters
 - ``POST graphs`` ``{name?, graph_id?, status?}`` -> the graph
 - ``DELETE graphs/{graph}`` -> ``{"id": ...}``
+- ``PUT graphs/{graph}/status`` ``{status, then?, after?}`` -> the graph (see ``set_graph_status``)
 - ``POST backups`` ``{graph, status?, method?, start?, duration?, size?, backup_id?}`` -> the
   backup (``start``: ISO 8601, UTC unless it has a zone, or epoch ms)
 - ``PUT backups/{backup_id}/status`` ``{status}`` -> the backup
 - ``PUT faults`` ``{spec}`` (the ``--faults`` syntax; "" for none) -> ``{spec}``
 - ``POST fail-next-job`` ``{graph?, reason?}`` -> ``{graph_id, reason}``
+- ``GET settings``, ``PUT settings`` ``{job_wait_state?, job_pending?, graph_action_duration?,
+  backup_duration?}`` -> the settings, after the change
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ from .store import GesError
 
 if TYPE_CHECKING:
     from .server import GesEmulator
+
+#: The emulator settings ``PUT settings`` changes, and their JSON types (numbers: seconds, >= 0).
+#: ``job_wait_state`` comes first: its setter is the one check left, so a refusal changes nothing.
+SETTINGS: dict[str, type | tuple[type, ...]] = {
+    "job_wait_state": str,
+    "job_pending": (int, float),
+    "graph_action_duration": (int, float),
+    "backup_duration": (int, float),
+}
 
 
 class ControlError(Exception):
@@ -71,10 +83,13 @@ class Control:
             ("GET", r"stats", lambda body, p: emu.counters),
             ("POST", r"graphs", self._add_graph),
             ("DELETE", r"graphs/(?P<graph>[^/]+)", self._delete_graph),
+            ("PUT", r"graphs/(?P<graph>[^/]+)/status", self._set_graph_status),
             ("POST", r"backups", self._add_backup),
             ("PUT", r"backups/(?P<backup>[^/]+)/status", self._set_status),
             ("PUT", r"faults", self._set_faults),
             ("POST", r"fail-next-job", self._fail_next_job),
+            ("GET", r"settings", lambda body, p: self._settings({}, p)),
+            ("PUT", r"settings", self._settings),
         )
         self._routes = [
             (method, re.compile(f"{CONTROL_PREFIX}/{path}/?"), run) for method, path, run in handlers
@@ -120,6 +135,14 @@ class Control:
         self.emu.delete_graph(graph_id)
         return {"id": graph_id}
 
+    def _set_graph_status(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        return self.emu.set_graph_status(
+            self._graph_id(params["graph"]),
+            _field(body, "status", default=...),
+            then=_field(body, "then"),
+            after=_field(body, "after", (int, float), 0.0),
+        )
+
     def _add_backup(self, body: dict[str, Any], params: dict[str, str]) -> Any:
         graph_id = self._graph_id(_field(body, "graph", default=...))
         start = _field(body, "start", (str, int, float))
@@ -150,3 +173,17 @@ class Control:
         reason = _field(body, "reason")
         self.emu.fail_next_job(graph_id, reason)
         return {"graph_id": graph_id, "reason": reason}
+
+    def _settings(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        unknown = sorted(set(body) - set(SETTINGS))
+        if unknown:
+            raise ControlError(400, f"unknown setting {unknown[0]!r}; known: {', '.join(SETTINGS)}")
+        changes = {
+            name: _field(body, name, kind) for name, kind in SETTINGS.items() if body.get(name) is not None
+        }
+        for name, value in changes.items():
+            if not isinstance(value, str) and value < 0:
+                raise ControlError(400, f"field {name!r} must not be negative")
+        for name, value in changes.items():
+            setattr(self.emu, name, value)
+        return {name: getattr(self.emu, name) for name in SETTINGS}

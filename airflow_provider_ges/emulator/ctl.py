@@ -15,7 +15,9 @@ from typing import Any
 from urllib.parse import quote
 
 from .api import CONTROL_PREFIX
+from .control import SETTINGS
 from .data import BACKUP_METHODS, BACKUP_STATUSES
+from .store import JOB_WAIT_STATES
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -66,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--status", default="200", help="graph status code (default %(default)s; 400: deleted)")
     delete = commands.add_parser("delete-graph", help="delete a graph (by ID or name); its backups stay")
     delete.add_argument("graph")
+    graph_status = commands.add_parser(
+        "set-graph-status", help="set a graph's status code (e.g. 206: scaling out); prints the graph"
+    )
+    graph_status.add_argument("graph", help="graph ID or name")
+    graph_status.add_argument("status", help="the status code, e.g. 206, 210, 211, 900")
+    graph_status.add_argument("--then", help="the status to change to later, e.g. 200")
+    graph_status.add_argument("--after", type=float, help="seconds until --then (default 0)")
     backup = commands.add_parser("add-backup", help="add a backup; prints it")
     backup.add_argument("--graph", required=True, help="graph ID or name")
     backup.add_argument("--status", choices=BACKUP_STATUSES, default="success")
@@ -78,11 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("backup_id")
     status.add_argument("status", choices=BACKUP_STATUSES)
     commands.add_parser("stats", help="print the counters")
-    faults = commands.add_parser("faults", help="replace the fault rules ('' for none)")
-    faults.add_argument("spec", help="the --faults syntax, e.g. '503:every=3'")
+    faults = commands.add_parser("faults", help="replace the fault rules ('' or --clear for none)")
+    spec = faults.add_mutually_exclusive_group(required=True)
+    spec.add_argument("spec", nargs="?", help="the --faults syntax, e.g. '504:scope=start:after=1:count=1'")
+    spec.add_argument("--clear", action="store_true", help="remove every fault rule")
     fail = commands.add_parser("fail-next-job", help="make the next backup/stop/start job fail")
     fail.add_argument("--graph", help="only a job of this graph (ID or name)")
     fail.add_argument("--reason", help="its failReason")
+    settings = commands.add_parser("settings", help="change settings (none given: print them)")
+    settings.add_argument("--job-wait-state", choices=JOB_WAIT_STATES, help="what a job shows before it runs")
+    settings.add_argument("--job-pending", type=float, help="seconds a new job shows that state")
+    settings.add_argument("--graph-action-duration", type=float, help="seconds a stop/start runs")
+    settings.add_argument("--backup-duration", type=float, help="seconds a new backup runs")
     return parser
 
 
@@ -95,6 +111,9 @@ def run(args: argparse.Namespace) -> Any:
         )
     if command == "delete-graph":
         return call(url, "DELETE", f"graphs/{quote(args.graph, safe='')}")
+    if command == "set-graph-status":
+        body = {"status": args.status, "then": args.then, "after": args.after}
+        return call(url, "PUT", f"graphs/{quote(args.graph, safe='')}/status", body)
     if command == "add-backup":
         fields = ("graph", "status", "method", "start", "duration", "size", "backup_id")
         return call(url, "POST", "backups", {name: getattr(args, name) for name in fields})
@@ -103,7 +122,9 @@ def run(args: argparse.Namespace) -> Any:
     if command == "stats":
         return call(url, "GET", "stats")
     if command == "faults":
-        return call(url, "PUT", "faults", {"spec": args.spec})
+        return call(url, "PUT", "faults", {"spec": "" if args.clear else args.spec})
+    if command == "settings":
+        return call(url, "PUT", "settings", {name: getattr(args, name) for name in SETTINGS})
     return call(url, "POST", "fail-next-job", {"graph": args.graph, "reason": args.reason})
 
 

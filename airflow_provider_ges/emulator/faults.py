@@ -13,11 +13,15 @@ the token endpoint), ``ges7006`` (HTTP 400, GES.7006), ``drop`` (close the conne
 Keys: ``every=N`` fires on the Nth, 2Nth... matching request (default 1: every one); ``rate=P`` fires
 with probability P instead (seeded, so a run is reproducible); ``count=N`` fires at most N times;
 ``scope=`` which requests a rule sees: ``ges`` (every GES call, the default), ``list`` (the list calls:
-backups, graph backups, graphs, jobs), ``iam`` (the token endpoint) or ``all``; ``retry_after=S`` (429,
-default 1; fractions allowed); ``s=S`` (stall seconds, default 1); ``ms=N`` (latency).
+backups, graph backups, graphs, jobs), ``iam`` (the token endpoint), ``all``, or one call: ``create``
+(create backup), ``delete`` (delete backup), ``stop``, ``start`` or ``action`` (stop and start);
+``retry_after=S`` (429, default 1; fractions allowed); ``s=S`` (stall seconds, default 1); ``ms=N``
+(latency); ``after=1`` (``drop`` and ``500``/``502``/``504`` only): the call is carried out first and
+then its reply is lost, replaced by the fault. An ``after`` rule sees only the calls that succeeded.
 
 Each rule counts the requests in its scope on its own; on one request the first firing rule (in spec
-order) wins. Example: the token endpoint failing for its first three calls is ``503:scope=iam:count=3``.
+order) wins. Example: the token endpoint failing for its first three calls is ``503:scope=iam:count=3``;
+a start whose job runs but whose reply times out once is ``504:scope=start:after=1:count=1``.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 FAULT_KINDS = ("429", "500", "502", "503", "504", "ges7006", "drop", "stall", "html", "latency")
-SCOPES = ("ges", "list", "iam", "all")
+SCOPES = ("ges", "list", "iam", "all", "create", "delete", "stop", "start", "action")
+#: The kinds that may replace the reply of a call already carried out (``after``).
+AFTER_KINDS = ("drop", "500", "502", "504")
 _INT_OPTIONS = frozenset({"every", "count"})
 _FLOAT_OPTIONS = frozenset({"rate", "retry_after", "s", "ms"})
+_BOOL_VALUES = {"1": True, "true": True, "0": False, "false": False}
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class FaultRule:
     retry_after: float = 1.0
     s: float = 1.0
     ms: float = 0.0
+    after: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -61,6 +69,10 @@ class FaultRule:
             raise ValueError("'count' must not be negative")
         if min(self.retry_after, self.s, self.ms) < 0:
             raise ValueError("durations must not be negative")
+        if self.after and self.kind not in AFTER_KINDS:
+            raise ValueError(
+                f"fault kind {self.kind!r} cannot take 'after' (only {', '.join(AFTER_KINDS)} can)"
+            )
 
     @property
     def status(self) -> int:
@@ -90,14 +102,22 @@ def parse_faults(spec: str, seed: int = 0) -> Faults:
         kwargs: dict[str, object] = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in _INT_OPTIONS | _FLOAT_OPTIONS | {"scope"}:
+            if not sep or key not in _INT_OPTIONS | _FLOAT_OPTIONS | {"scope", "after"}:
                 raise ValueError(f"bad fault option {option!r} in {item!r}")
             try:
-                kwargs[key] = int(value) if key in _INT_OPTIONS else value if key == "scope" else float(value)
-            except ValueError:
+                kwargs[key] = _option_value(key, value)
+            except (ValueError, KeyError):
                 raise ValueError(f"bad value in fault option {option!r}") from None
         rules.append(FaultRule(kind.strip(), **kwargs))  # type: ignore[arg-type]
     return Faults(tuple(rules), seed)
+
+
+def _option_value(key: str, value: str) -> object:
+    if key == "scope":
+        return value
+    if key == "after":
+        return _BOOL_VALUES[value.lower()]
+    return int(value) if key in _INT_OPTIONS else float(value)
 
 
 def as_faults(value: str | Faults | Iterable[FaultRule] | None, seed: int = 0) -> Faults:
@@ -137,8 +157,9 @@ class FaultPlan:
         self._states = [_RuleState(rule) for rule in faults.rules]
         self._rng = random.Random(faults.seed)
 
-    def decide(self, scopes: Sequence[str]) -> Decision:
-        """Count a request that belongs to ``scopes`` and say which faults hit it."""
+    def decide(self, scopes: Sequence[str], *, after: bool = False) -> Decision:
+        """Count a request that belongs to ``scopes`` and say which faults hit it: the rules that act
+        before the call, or (``after``) those that replace the reply of a call that succeeded."""
         if not self._states:
             return NO_FAULT
         latency = 0.0
@@ -146,7 +167,7 @@ class FaultPlan:
         with self._lock:
             for state in self._states:
                 rule = state.rule
-                if rule.scope not in scopes:
+                if rule.after != after or rule.scope not in scopes:
                     continue
                 state.seen += 1
                 if rule.count is not None and state.fired >= rule.count:

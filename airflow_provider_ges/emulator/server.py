@@ -210,6 +210,7 @@ class GesEmulator:
         backup_quota: int | None = None,
         graph_action_duration: float = d.DEFAULT_GRAPH_ACTION_DURATION,
         job_pending: float = 0.0,
+        job_wait_state: Literal["pending", "waiting"] = "pending",
         graph_names: Sequence[str] = (),
         control: bool = False,
     ) -> None:
@@ -233,6 +234,7 @@ class GesEmulator:
             backup_quota=backup_quota,
             graph_action_duration=graph_action_duration,
             job_pending=job_pending,
+            job_wait_state=job_wait_state,
         )
         settings = Settings(user, password, domain, project_id, region, ak, sk, max_clock_skew)
         self._api = GesApi(settings, self._store, as_faults(faults, seed), hostile or Hostile())
@@ -354,6 +356,21 @@ class GesEmulator:
         """The graph with this ID, else the live one with this name (else a deleted one), or None."""
         return self._store.find_graph(id_or_name)
 
+    def _find(self, id_or_name: str) -> WireDict:
+        """:meth:`find_graph`, or ValueError when there is no such graph."""
+        found = self._store.find_graph(id_or_name)
+        if found is None:
+            raise ValueError(f"no graph {id_or_name!r}")
+        return found
+
+    def set_graph_status(
+        self, graph: str, status: str, *, then: str | None = None, after: float = 0.0
+    ) -> WireDict:
+        """Set the status code of ``graph`` (ID or name) now, e.g. "206" (scaling out), and with
+        ``then`` change it to ``then`` ``after`` seconds later (unless it changed meanwhile). The
+        graph refuses backups, stops and starts as in any state they don't start from. Returns it."""
+        return self._store.set_graph_status(self._find(graph)["id"], status, then=then, after=after)
+
     def delete_graph(self, graph_id: str) -> None:
         """Delete a graph (its backups stay, as GES keeps them; see ``GesStore.delete_graph``)."""
         self._store.delete_graph(graph_id)
@@ -373,9 +390,7 @@ class GesEmulator:
 
         ``start`` defaults to ``duration`` seconds ago, so a finished backup ends now.
         """
-        found = self._store.find_graph(graph)
-        if found is None:
-            raise ValueError(f"no graph {graph!r}")
+        found = self._find(graph)
         start = start or datetime.now(timezone.utc) - timedelta(seconds=duration)
         backup = make_backup(
             found,
@@ -406,6 +421,11 @@ class GesEmulator:
     def jobs(self, graph_name: str | None = None, status: str | None = None) -> list[WireDict]:
         """Every job, oldest first, as the job-status reply shows it (optionally filtered)."""
         return self._store.jobs(graph_name, status)
+
+    def job_names(self, graph: str) -> list[str]:
+        """The ``jobName`` of every job of ``graph`` (ID or name), oldest first, e.g.
+        ``["StopGraph", "StartGraph"]``."""
+        return self._store.job_names(self._find(graph)["id"])
 
     def graph(self, graph_id: str) -> WireDict:
         """The graph as ``GET /v1.0/{project_id}/graphs/{graph_id}`` shows it (deleted: GesError)."""
@@ -441,7 +461,10 @@ class GesEmulator:
     backup_outcome = _StoreSetting[Literal["success", "failed"]]("How backups created through the API end.")
     backup_quota = _StoreSetting[int | None]("Backups a graph may have before create is 400 GES.7019.")
     graph_action_duration = _StoreSetting[float]("Seconds a graph takes to stop or start.")
-    job_pending = _StoreSetting[float]("Seconds a new job shows ``pending`` before ``running``.")
+    job_pending = _StoreSetting[float]("Seconds a new job shows ``job_wait_state`` before ``running``.")
+    job_wait_state = _StoreSetting[Literal["pending", "waiting"]](
+        "What a job shows before it runs: ``pending`` (default) or ``waiting``."
+    )
 
     @property
     def max_limit(self) -> int | None:
@@ -465,8 +488,9 @@ class GesEmulator:
     @property
     def counters(self) -> dict[str, int]:
         """Requests per endpoint (faulted and rejected ones included), ``requests``, ``not_found``,
-        ``tokens_issued``, ``auth_failures``, ``faults_injected`` (requests a non-latency fault hit)
-        and ``fault_<kind>`` (``fault_latency``: requests delayed)."""
+        ``tokens_issued``, ``auth_failures``, ``faults_injected`` (requests a non-latency fault hit),
+        ``replies_lost`` (of those, ``after`` faults: replies lost after the call was carried out) and
+        ``fault_<kind>`` (``fault_latency``: requests delayed)."""
         return self._store.counters()
 
     def reset_counters(self) -> None:

@@ -7,6 +7,7 @@ are applied lazily, on the next access after they fall due, with the end time th
 Graph states: a graph shows 903 (backing up) while one of its backups is ``backing_up`` (it is
 stored as 200); stop moves 200 -> 901 -> 900 and start 900 -> 920 -> 200, each taking
 ``graph_action_duration``. A failed stop leaves the graph running (200), a failed start stopped (900).
+:meth:`Store.set_graph_status` sets any other status (e.g. 206 scaling out), optionally for a while.
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ COUNTERS = (
     "tokens_issued",
     "auth_failures",
     "faults_injected",
+    "replies_lost",
     *(f"fault_{kind}" for kind in FAULT_KINDS),
 )
+#: What a job shows before it runs (for ``job_pending`` seconds); the SDK's ListJobs says "waiting".
+JOB_WAIT_STATES = ("pending", "waiting")
 _JOB_STATUS = {"backing_up": "running", "success": "success", "failed": "failed"}
 #: action: (the status it starts from, the status while it runs, where it ends, the job's name)
 _ACTIONS = {
@@ -99,7 +103,7 @@ class _Job:
     graph_id: str
     name: str
     begin_ms: int
-    running_at: float  # monotonic time it stops showing "pending"
+    running_at: float  # monotonic time it stops showing the wait state ("pending")
     reason: str  # its failReason, should it fail
     fails: bool = False  # a failure was injected (fail_next_job)
     status: str = "running"
@@ -125,6 +129,7 @@ class Store:
         backup_quota: int | None = None,
         graph_action_duration: float = 0.5,
         job_pending: float = 0.0,
+        job_wait_state: str = "pending",
     ) -> None:
         self.backup_duration = backup_duration
         self.backup_outcome = backup_outcome
@@ -132,6 +137,7 @@ class Store:
         self.backup_quota = backup_quota
         self.graph_action_duration = graph_action_duration
         self.job_pending = job_pending
+        self.job_wait_state = job_wait_state
         self._lock = threading.RLock()
         self._rng = random.Random(seed + 1)
         self._graphs: dict[str, WireDict] = {}
@@ -153,6 +159,17 @@ class Store:
             self.add_graph(graph)
         for backup in backups:
             self.add_backup(backup)
+
+    @property
+    def job_wait_state(self) -> str:
+        """What a job shows for its first ``job_pending`` seconds: one of :data:`JOB_WAIT_STATES`."""
+        return self._job_wait_state
+
+    @job_wait_state.setter
+    def job_wait_state(self, state: str) -> None:
+        if state not in JOB_WAIT_STATES:
+            raise ValueError(f"job_wait_state must be one of {JOB_WAIT_STATES}, not {state!r}")
+        self._job_wait_state = state
 
     # --- counters ---------------------------------------------------------------------------------
 
@@ -210,6 +227,29 @@ class Store:
             for backup_id in self._ids_by_graph[graph_id]:
                 self._backups[backup_id]["graphStatus"] = DELETED_GRAPH_STATUS
                 self._changed(backup_id)
+
+    def set_graph_status(
+        self, graph_id: str, status: str, *, then: str | None = None, after: float = 0.0
+    ) -> WireDict:
+        """Set a live graph's status now and, with ``then``, change it to ``then`` ``after`` seconds
+        later unless it changed meanwhile (this replaces a scheduled change); returns the graph."""
+        if DELETED_GRAPH_STATUS in (status, then):
+            raise ValueError("delete a graph with delete_graph, not by its status")
+        if after < 0:
+            raise ValueError("'after' must not be negative")
+        with self._lock:
+            self._apply_due()
+            graph = self._live_graph(graph_id)
+            graph["status"] = status
+            self._timers.pop(("graph", graph_id), None)
+            if then is not None:
+
+                def change(end_ms: int) -> None:
+                    if graph["status"] == status:
+                        graph["status"] = then
+
+                self._schedule(("graph", graph_id), after, change)
+            return self._view(graph)
 
     def live_graphs(self) -> list[WireDict]:
         """Copies of the graphs that are not deleted, in insertion order."""
@@ -409,10 +449,15 @@ class Store:
             if graph_name in (None, view["relatedGraph"]) and status in (None, view["status"])
         ]
 
+    def job_names(self, graph_id: str) -> list[str]:
+        """The ``jobName`` of every job of a graph, oldest first."""
+        with self._lock:
+            return [job.name for job in self._jobs.values() if job.graph_id == graph_id]
+
     def _job_view(self, job: _Job) -> WireDict:
         status = job.status
         if status == "running" and time.monotonic() < job.running_at:
-            status = "pending"
+            status = self.job_wait_state
         done = status in ("success", "failed")
         return {
             "jobId": job.job_id,

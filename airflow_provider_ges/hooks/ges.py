@@ -30,6 +30,7 @@ from airflow_provider_ges.endpoints import (
     job_status_request,
     list_backups_request,
     list_graphs_request,
+    list_jobs_request,
     show_graph_request,
     token_request,
 )
@@ -46,6 +47,7 @@ from airflow_provider_ges.models import (
     GraphReply,
     Job,
     JobCreated,
+    JobPage,
     Token,
 )
 from airflow_provider_ges.plans import (
@@ -176,6 +178,12 @@ class _GesHookBase(BaseHook):
         return call(
             job_status_request(config, graph_id, job_id), partial(parse_json, Job), self._policy(config)
         )
+
+    def _jobs_plan(self, config: GesConnectionConfig, graph_name: str | None) -> Plan[list[Job]]:
+        def page(offset: int, limit: int) -> Any:
+            return list_jobs_request(config, graph_name, offset, limit)
+
+        return listing(page, JobPage, self._policy(config), DEFAULT_PAGE_SIZE)
 
     def _create_backup_plan(self, config: GesConnectionConfig, graph_id: str) -> Plan[JobCreated]:
         return call(
@@ -400,14 +408,23 @@ class GesHook(_GesHookBase):
         """A job's status (pending, running, success, failed), fail reason and times."""
         return self._run(lambda config: self._job_plan(config, graph_id, job_id))
 
-    def create_backup(self, graph_id: str) -> str:
-        """Start a manual backup of a running graph; the job's id (find the backup in the listing).
+    def list_jobs(self, graph_name: str | None = None) -> list[Job]:
+        """The project's jobs (of the graph called ``graph_name``): backups, stops, starts..."""
+        return self._run(lambda config: self._jobs_plan(config, graph_name))
+
+    def start_backup(self, graph_id: str) -> JobCreated:
+        """Start a manual backup of a running graph: the reply (``job_id``, and ``backup_id`` when
+        GES names the new backup).
 
         Retried only on 429/503 (see ``resend_is_safe``): a dropped connection after sending is
         raised, as a retry could start a second backup. GES.7002 (a backup already running) and
         GES.7019 (backup quota reached) are raised as they come.
         """
-        return self._run(lambda config: self._create_backup_plan(config, graph_id)).job_id
+        return self._run(lambda config: self._create_backup_plan(config, graph_id))
+
+    def create_backup(self, graph_id: str) -> str:
+        """Start a manual backup (see ``start_backup``); the job's id."""
+        return self.start_backup(graph_id).job_id
 
     def delete_backup(self, graph_id: str, backup_id: str) -> None:
         """Delete one backup of a graph. Retried on transient errors but GES.7002 (running backup).
@@ -627,6 +644,10 @@ class GesAsyncHook(_GesHookBase):
     async def get_job(self, graph_id: str, job_id: str) -> Job:
         """A job's status, fail reason and times (see ``GesHook.get_job``)."""
         return await self._run(lambda config: self._job_plan(config, graph_id, job_id))
+
+    async def list_jobs(self, graph_name: str | None = None) -> list[Job]:
+        """The project's jobs (see ``GesHook.list_jobs``)."""
+        return await self._run(lambda config: self._jobs_plan(config, graph_name))
 
     async def create_backup(self, graph_id: str) -> str:
         """Start a manual backup; the job's id (see ``GesHook.create_backup``)."""

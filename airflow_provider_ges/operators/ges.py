@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator
 
@@ -16,13 +16,33 @@ from airflow_provider_ges import DEFAULT_CONN_ID, DEFAULT_PAGE_SIZE
 from airflow_provider_ges._compat import AirflowFailException, default_deferrable
 from airflow_provider_ges.enums import BackupMethod, BackupStatus, choice
 from airflow_provider_ges.exceptions import GesApiError, GesNotFoundError
+from airflow_provider_ges.lifecycle import (
+    RestoreView,
+    Step,
+    after_lost_reply,
+    check_id,
+    check_one_graph,
+    check_positive,
+    delete_refusal,
+    event_result,
+    find_new_backup,
+    job_action,
+    plan_create,
+    plan_restore,
+    prune_table,
+    resolve_graph_id,
+    select_prune,
+    started_since,
+)
 from airflow_provider_ges.times import check_time, to_utc
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_ges.hooks.ges import GesHook
-    from airflow_provider_ges.models import Backup, Job
+    from airflow_provider_ges.models import Backup, Job, JobCreated
+
+T = TypeVar("T")
 
 
 class GesListBackupsOperator(BaseOperator):
@@ -111,127 +131,68 @@ class GesListBackupsOperator(BaseOperator):
 
 
 # --- the backup lifecycle: create (and wait), delete, prune, restore ------------------------------
+# The rules (what to do next given what GES shows) are in airflow_provider_ges.lifecycle; here they
+# are carried out and mapped to Airflow.
 
-#: How much earlier than its job's ``beginTime`` (second-precision text) a new backup's start
-#: timestamp (ms) may be and still be that job's backup.
-CLOCK_SLACK = timedelta(seconds=2)
-#: How many times the listing is read for the new backup after its job succeeded (GES may list it
-#: a moment later), ``LISTING_PAUSE`` seconds apart.
+#: How many times the listing is read for a new backup (after its job succeeded, or a create whose
+#: reply was lost: GES may list it a moment later), ``LISTING_PAUSE`` seconds apart.
 NEW_BACKUP_LOOKS = 5
 LISTING_PAUSE = 2.0
 
 
-def check_one_graph(task_id: str, graph_id: str | None, graph_name: str | None) -> None:
-    """Exactly one of ``graph_id``/``graph_name``, at construction."""
-    if (graph_id is None) == (graph_name is None):
-        raise ValueError(
-            f"{task_id}: give exactly one of graph_id or graph_name, got graph_id={graph_id!r},"
-            f" graph_name={graph_name!r}"
-        )
-
-
-def check_positive(name: str, value: Any) -> float:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def check_id(name: str, value: Any, *, rendered: bool = False) -> str:
-    """A non-empty id; at construction a template is let through, once rendered it must not be empty."""
-    if not isinstance(value, str) or not value.strip():
-        when = "rendered to" if rendered else "is"
-        raise ValueError(f"{name} {when} {value!r}: give the id of one")
-    return value.strip()
-
-
-def resolve_graph_id(hook: GesHook, graph_id: str | None, graph_name: str | None) -> str:
-    """The graph's id: ``graph_id`` as given, or the id of the one graph called ``graph_name``.
-
-    A name that no graph (or several) has is an ``AirflowFailException`` naming the graphs there are.
-    """
-    if graph_id:
-        return graph_id
-    if not graph_name:
-        raise ValueError("graph_id and graph_name both rendered to empty: give one")
-    found = hook.find_graph_id(graph_name)
-    if found is not None:
-        return found
-    graphs = list(hook.iter_graphs())
-    same = [g.id for g in graphs if g.name == graph_name]
-    if same:
-        raise AirflowFailException(
-            f"Several graphs are named {graph_name!r} (ids {', '.join(sorted(same))}): give graph_id"
-        )
-    there = ", ".join(sorted(repr(g.name or g.id) for g in graphs)) or "none"
-    raise AirflowFailException(f"No graph named {graph_name!r}: the project's graphs are {there}")
-
-
-def wait_for_job(
-    hook: GesHook, graph_id: str, job_id: str, *, poll_interval: float, timeout: float, log: Any
-) -> Job:
-    """Poll a job until it succeeds (returned); a failed job (or one in an undocumented state) is an
-    ``AirflowFailException`` with its fail reason, no end within ``timeout`` a ``TimeoutError``.
-    Transient errors are waited out. The rule is ``Job.outcome``, the same as ``GesJobTrigger``'s."""
+def poll_until(
+    look: Callable[[], T | None], *, poll_interval: float, timeout: float, what: str, log: Any
+) -> T:
+    """Call ``look`` every ``poll_interval`` seconds until it returns something (returned); transient
+    API errors are waited out; a ``TimeoutError`` naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    graph = f"graph id {graph_id!r}"
-    last: Any = None
     while True:
         try:
-            job = hook.get_job(graph_id, job_id)
+            result = look()
         except GesApiError as err:
             if not err.transient:
                 raise
             log.warning("GES still failing after retries; will look again: %s", err)
         else:
-            if job.status != last:
-                log.info("Job %s of %s is %s", job_id, graph, job.status)
-                last = job.status
-            if job.outcome == "success":
-                return job
-            if job.outcome == "failed":
-                raise AirflowFailException(job.describe(graph))
+            if result is not None:
+                return result
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(f"Job {job_id} of {graph} did not end within {timeout:g}s")
+            raise TimeoutError(f"{what} did not end within {timeout:g}s")
         time.sleep(min(poll_interval, remaining))
 
 
-def job_from_event(event: dict[str, Any]) -> dict[str, Any]:
-    """A ``GesJobTrigger`` event as the task sees it: the job on success, else raise."""
-    status = event.get("status")
-    if status == "success":
-        job: dict[str, Any] = event["job"]
-        return job
-    if status == "failed":
-        raise AirflowFailException(event["message"])
-    if status == "timeout":
-        raise TimeoutError(event["message"])
-    raise RuntimeError(f"GES job trigger ended with {status!r}: {event.get('message')}")
+def wait_for_job(
+    hook: GesHook, graph_id: str, job_id: str, *, poll_interval: float, timeout: float, log: Any
+) -> Job:
+    """Poll a job until it succeeds (returned); a failed job is an ``AirflowFailException`` with its
+    fail reason, no end within ``timeout`` a ``TimeoutError``. A state GES does not document is
+    logged (as a warning) and waited on. The rule is ``Job.outcome``, the same as ``GesJobTrigger``'s."""
+    graph = f"graph id {graph_id!r}"
+    last: list[Any] = [None]
+
+    def look() -> Job | None:
+        job = hook.get_job(graph_id, job_id)
+        if job.status != last[0]:
+            log.log(logging.INFO if job.documented else logging.WARNING, "%s", job.describe(graph))
+            last[0] = job.status
+        if job.outcome == "failed":
+            raise AirflowFailException(job.describe(graph))
+        return job if job.outcome == "success" else None
+
+    return poll_until(
+        look, poll_interval=poll_interval, timeout=timeout, what=f"Job {job_id} of {graph}", log=log
+    )
 
 
-def find_new_backup(
-    backups: Iterable[Backup], *, before: Iterable[str], graph_id: str, since: datetime | None
-) -> Backup | None:
-    """The backup a create job made: an id that was not listed before the create, of that graph,
-    manual (or of unstated method), started no earlier than ``since`` (the job's begin time) less
-    ``CLOCK_SLACK``. Of several (someone else's create meanwhile), the one starting closest to
-    ``since``; None when there is none yet."""
-    old = set(before)
-    earliest = None if since is None else since - CLOCK_SLACK
-    fresh = [
-        b
-        for b in backups
-        if b.id not in old
-        and b.graph_id in (graph_id, None)
-        and b.backup_method in (BackupMethod.MANUAL, None)
-        and (earliest is None or (b.start_time is not None and b.start_time >= earliest))
-    ]
-    if not fresh:
-        return None
-    anchor = since or datetime.now(timezone.utc)
-    return min(fresh, key=lambda b: abs(((b.start_time or anchor) - anchor).total_seconds()))
+def run_anchor(context: Context, *, again: bool = False) -> datetime:
+    """Since when what GES shows is this run's (``airflow_provider_ges.lifecycle``, rule 1): the
+    run's start on a retry, this try's start on a first try (or with ``again``)."""
+    now = datetime.now(timezone.utc)
+    started = getattr(context.get("dag_run"), "start_date", None)
+    if again or context["ti"].try_number <= 1 or not isinstance(started, datetime):
+        return now
+    return min(to_utc(started), now)
 
 
 class _GraphOperator(BaseOperator):
@@ -282,10 +243,14 @@ class _WaitingGraphOperator(_GraphOperator):
         self.poll_interval = check_positive("poll_interval", poll_interval)
         self.timeout = check_positive("timeout", timeout)
 
-    def wait_job(self, graph_id: str, job_id: str, deadline: float | None = None) -> Job:
-        timeout = self.timeout if deadline is None else max(0.0, deadline - time.monotonic())
+    def wait_job(self, graph_id: str, job_id: str) -> Job:
         return wait_for_job(
-            self.hook, graph_id, job_id, poll_interval=self.poll_interval, timeout=timeout, log=self.log
+            self.hook, graph_id, job_id, poll_interval=self.poll_interval, timeout=self.timeout, log=self.log
+        )
+
+    def poll(self, look: Callable[[], T | None], what: str) -> T:
+        return poll_until(
+            look, poll_interval=self.poll_interval, timeout=self.timeout, what=what, log=self.log
         )
 
     def defer_job(self, graph_id: str, job_id: str, method_name: str, **echo: Any) -> None:
@@ -311,18 +276,22 @@ class GesCreateBackupOperator(_WaitingGraphOperator):
     """Take a manual backup of a graph and (by default) wait for it; return the new backup.
 
     Pushes ``job_id`` to XCom as soon as the backup job runs. When waiting, returns the new
-    backup as the API's dict once it succeeded: the backup whose id was not in the graph's
-    listing before the create, of that graph, manual, started no earlier than the job began (see
-    ``find_new_backup``). Without waiting, returns the job id.
+    backup as the API's dict once it succeeded: the one the create's reply names (``backupId``),
+    else the backup whose id was not in the graph's listing before the create, of that graph,
+    manual, started no earlier than the job began (see ``lifecycle.find_new_backup``). Without
+    waiting, returns the job id.
 
-    If a backup of the graph is already running (seen in the listing, or GES answering GES.7002)
-    it attaches to that one instead of starting a second: it waits for that backup (in the
-    listing: GES gives no job id for it, so ``job_id`` is None) and returns it.
+    Safe to retry (``airflow_provider_ges.lifecycle``): a retry adopts this run's backup (a manual
+    backup started since the run began) when it succeeded, attaches to it while it runs, and
+    creates only when there is none (or it failed). A backup of the graph already running (seen in
+    the listing, or GES answering GES.7002) is attached to instead of starting a second: it waits
+    for that backup (``job_id`` None; ``backup_id`` pushed), and fails if it fails or is deleted,
+    in the worker and deferred alike. A create whose reply was lost (dropped connection, 5xx) is
+    never sent again: the listing is read, and the backup it started is waited for; with none
+    listed the task fails (an Airflow retry looks again before creating).
 
     Fails without retries (``AirflowFailException``) when the backup job fails (with its fail
-    reason) or the backup quota is reached (GES.7019). A create whose reply was lost (dropped
-    connection, 5xx) is not sent again (it may have started a backup): the listing is read, and
-    a new running backup is attached to; else the error is raised (an Airflow retry attaches).
+    reason) or the backup quota is reached (GES.7019).
 
     :param graph_id: the graph's id (give this or ``graph_name``). Templated.
     :param graph_name: the graph's name. Templated.
@@ -339,140 +308,119 @@ class GesCreateBackupOperator(_WaitingGraphOperator):
     def execute(self, context: Context) -> Any:
         graph_id = self.resolve_graph()
         graph = self.graph_label(graph_id)
+        ti = context["ti"]
         before = list(self.hook.iter_backups(graph_id))
-        running = self._running(before)
-        job_id: str | None = None
-        asked = datetime.now(timezone.utc)
-        if running is None:
-            job_id, running = self._create(graph_id, graph, {b.id for b in before})
-        context["ti"].xcom_push(key="job_id", value=job_id)
-        if running is not None:
-            context["ti"].xcom_push(key="backup_id", value=running.id)
-            self.log.info(
-                "A backup of %s is already running: %s (id %s, %s, started %s); attaching to it",
-                graph,
-                running.name,
-                running.id,
-                running.backup_method,
-                running.start_time.isoformat() if running.start_time else "?",
-            )
-            if not self.wait_for_completion:
-                return job_id
-            return self._attach(context, graph_id, running)
-        assert job_id is not None
-        self.log.info("Backup of %s started: job %s", graph, job_id)
+        anchor = run_anchor(context) if ti.try_number > 1 else None
+        step = plan_create(before, graph_id=graph_id, anchor=anchor)
+        ti.xcom_push(key="job_id", value=None)
+        if step.action == "create":
+            if step.message:
+                self.log.info("%s", step.message)
+            asked = datetime.now(timezone.utc)
+            try:
+                reply = self.hook.start_backup(graph_id)
+            except GesApiError as err:
+                if err.error_code == "GES.7019":
+                    raise AirflowFailException(
+                        f"Cannot back up {graph}: the backup quota is reached ({err})"
+                    ) from None
+                if not err.transient:
+                    raise
+                step = self._after_lost_create(graph_id, [b.id for b in before], asked, err)
+            else:
+                return self._created(context, graph_id, [b.id for b in before], asked, reply)
+        self.log.info("%s", step.message)
+        if step.action == "failed":
+            raise AirflowFailException(step.message)
+        assert step.backup is not None
+        ti.xcom_push(key="backup_id", value=step.backup.id)
+        if step.action == "done":
+            return step.backup.to_api() if self.wait_for_completion else None
+        return self._attach(graph_id, step.backup) if self.wait_for_completion else None
+
+    def _after_lost_create(self, graph_id: str, before: list[str], asked: datetime, err: GesApiError) -> Step:
+        """The step after a create whose reply was lost (or GES.7002): from the listing, never a resend."""
+        self.log.warning(
+            "The create's reply was lost (%s): reading the listing instead of sending it again", err
+        )
+        for look in range(NEW_BACKUP_LOOKS):
+            backups = list(self.hook.iter_backups(graph_id))
+            step = plan_create(backups, graph_id=graph_id, anchor=asked, before=before, lost=True)
+            if step.action != "lost":
+                return step
+            if look + 1 < NEW_BACKUP_LOOKS:
+                time.sleep(LISTING_PAUSE)
+        raise err
+
+    def _created(
+        self, context: Context, graph_id: str, before: list[str], asked: datetime, reply: JobCreated
+    ) -> Any:
+        context["ti"].xcom_push(key="job_id", value=reply.job_id)
+        self.log.info("Backup of %s started: job %s", self.graph_label(graph_id), reply.job_id)
         if not self.wait_for_completion:
-            return job_id
-        since = asked.isoformat()
-        ids = sorted(b.id for b in before)
+            return reply.job_id
         if self.deferrable:
-            self.defer_job(graph_id, job_id, "execute_complete", before=ids, since=since)
-        job = self.wait_job(graph_id, job_id)
-        return self._new_backup(graph_id, ids, job.begin_time or datetime.fromisoformat(since))
+            self.defer_job(
+                graph_id,
+                reply.job_id,
+                "execute_complete",
+                before=before,
+                since=asked.isoformat(),
+                backup_id=reply.backup_id,
+            )
+        job = self.wait_job(graph_id, reply.job_id)
+        return self._new_backup(graph_id, before, job.begin_time or asked, reply.backup_id)
 
-    @staticmethod
-    def _running(backups: Iterable[Backup]) -> Backup | None:
-        from airflow_provider_ges.models import sort_newest_first
+    def _attach(self, graph_id: str, backup: Backup) -> Any:
+        """Wait for ``backup`` (running): its dict once it succeeds; it failing or gone fails the task."""
+        from airflow_provider_ges.gate import BackupGate, Watch
 
-        running = [b for b in backups if b.status == BackupStatus.BACKING_UP]
-        manual = [b for b in running if b.backup_method == BackupMethod.MANUAL]
-        return next(iter(sort_newest_first(manual or running)), None)
-
-    def _create(self, graph_id: str, graph: str, before: set[str]) -> tuple[str | None, Backup | None]:
-        """Start the backup: (job id, None), or (None, the running backup to attach to)."""
-        try:
-            return self.hook.create_backup(graph_id), None
-        except GesApiError as err:
-            if err.error_code == "GES.7019":
-                raise AirflowFailException(
-                    f"Cannot back up {graph}: the backup quota is reached ({err})"
-                ) from None
-            if not err.transient:
-                raise
-            # GES.7002 (a backup runs), or no telling whether the create went through: look
-            now = [
-                b for b in self.hook.iter_backups(graph_id) if b.id not in before or b.status == "backing_up"
-            ]
-            running = self._running(now)
-            if running is None:
-                raise
-            self.log.warning("Create answered %s; a backup is running: attaching to it", err)
-            return None, running
-
-    def _attach(self, context: Context, graph_id: str, running: Backup) -> Any:
-        if self.deferrable and running.start_time is not None:
+        gate = BackupGate(graph_id=graph_id, backup_id=backup.id)
+        if self.deferrable:
             from airflow_provider_ges.triggers.ges import GesBackupTrigger
 
-            method = running.backup_method if isinstance(running.backup_method, BackupMethod) else None
             self.defer(
                 trigger=GesBackupTrigger(
                     ges_conn_id=self.ges_conn_id,
-                    gate={
-                        "graph_id": graph_id,
-                        "newer_than": running.start_time.isoformat(),
-                        "backup_method": None if method is None else method.value,
-                    },
-                    found_graph_id=None,
+                    gate=gate.model_dump(mode="json"),
                     poll_interval=self.poll_interval,
                     end_time=time.time() + self.timeout,
                 ),
                 method_name="execute_attached",
                 timeout=timedelta(seconds=self.timeout),
             )
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                now = next((b for b in self.hook.iter_backups(graph_id) if b.id == running.id), None)
-            except GesApiError as err:
-                if not err.transient:
-                    raise
-                self.log.warning("GES still failing after retries; will look again: %s", err)
-            else:
-                if now is None:
-                    raise AirflowFailException(f"The running backup {running.id} was deleted")
-                if now.is_success:
-                    self.log.info("Backup %s (id %s) succeeded", now.name, now.id)
-                    return now.to_api()
-                if now.status != BackupStatus.BACKING_UP:
-                    raise AirflowFailException(
-                        f"Backup {now.name or now.id!r} (id {now.id}) of {self.graph_label(graph_id)} ended"
-                        f" {now.status}"
-                    )
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"Backup {running.id} did not end within {self.timeout:g}s")
-            time.sleep(self.poll_interval)
+        watch = Watch(gate)
+
+        def look() -> dict[str, Any] | None:
+            verdict = self.hook.look(watch)
+            return None if verdict.state == "waiting" else event_of(verdict)
+
+        return self.execute_attached({}, self.poll(look, f"Backup {backup.id}"))
 
     def execute_attached(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after waiting (``GesBackupTrigger``) for a backup that was already running."""
-        status = event.get("status")
-        if status == "success":
-            backup: dict[str, Any] = event["backup"]
-            attached = context["ti"].xcom_pull(task_ids=self.task_id, key="backup_id")
-            if attached and backup["id"] != attached:
-                self.log.warning(
-                    "Backup %s ended; a later one, %s, succeeded: returning it", attached, backup["id"]
-                )
-            return backup
-        if status == "failed":
-            raise AirflowFailException(event["message"])
-        if status == "timeout":
-            raise TimeoutError(event["message"])
-        raise RuntimeError(f"GES backup trigger ended with {status!r}: {event.get('message')}")
+        """Resume after waiting (``GesBackupTrigger``) for the attached backup."""
+        backup = event_result(event, "backup")
+        self.log.info("Backup %s (id %s) succeeded", backup.get("name"), backup["id"])
+        return backup
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the job trigger: the new backup, or raise on anything but success."""
         from airflow_provider_ges.models import Job
 
-        job = Job.model_validate(job_from_event(event))
+        job = Job.model_validate(event_result(event, "job"))
         echo = event["echo"]
         since = job.begin_time or datetime.fromisoformat(echo["since"])
-        return self._new_backup(event["graph_id"], echo["before"], since)
+        return self._new_backup(event["graph_id"], echo["before"], since, echo.get("backup_id"))
 
-    def _new_backup(self, graph_id: str, before: list[str], since: datetime) -> dict[str, Any]:
+    def _new_backup(
+        self, graph_id: str, before: list[str], since: datetime, backup_id: str | None
+    ) -> dict[str, Any]:
         for look in range(NEW_BACKUP_LOOKS):
-            backup = find_new_backup(
-                self.hook.iter_backups(graph_id), before=before, graph_id=graph_id, since=since
-            )
+            backups = self.hook.iter_backups(graph_id)
+            if backup_id is not None:
+                backup = next((b for b in backups if b.id == backup_id), None)
+            else:
+                backup = find_new_backup(backups, before=before, graph_id=graph_id, since=since)
             if backup is not None and backup.is_success:
                 self.log.info(
                     "Backup %s (id %s) of %s succeeded", backup.name, backup.id, self.graph_label(graph_id)
@@ -486,13 +434,22 @@ class GesCreateBackupOperator(_WaitingGraphOperator):
         )
 
 
+def event_of(verdict: Any) -> dict[str, Any]:
+    """A gate's final verdict as the backup trigger's event (the worker's wait maps it the same way)."""
+    backup = None if verdict.backup is None else verdict.backup.to_api()
+    if verdict.state == "success":
+        return {"status": "success", "backup": backup}
+    return {"status": "failed", "backup": backup, "message": verdict.message}
+
+
 class GesDeleteBackupOperator(_GraphOperator):
     """Delete one backup of a graph, after checking it may go.
 
     Refuses (``AirflowFailException``, before any change) a backup that is still running or that is
     the newest successful backup of the graph. A backup that is not there is fine with
-    ``missing_ok`` (the default: "make sure it is gone"); else a failure. Returns the deleted
-    backup as the API's dict (None when it was not there).
+    ``missing_ok`` (the default: "make sure it is gone"); else a failure. One that GES says is gone
+    after it was listed and its DELETE sent (a lost reply, the call retried) counts as deleted.
+    Returns the deleted backup as the API's dict (None when it was not there).
 
     :param graph_id: the graph's id (give this or ``graph_name``). Templated.
     :param graph_name: the graph's name. Templated.
@@ -515,20 +472,12 @@ class GesDeleteBackupOperator(_GraphOperator):
         backups = list(self.hook.iter_backups(graph_id))
         backup = next((b for b in backups if b.id == backup_id), None)
         if backup is None:
-            return self._missing(f"{graph} has no backup {backup_id!r}")
-        newest = newest_success(backups)
-        if backup.status not in (BackupStatus.SUCCESS, BackupStatus.FAILED):
-            raise AirflowFailException(f"Backup {backup_id} of {graph} is {backup.status}: not deleting it")
-        if newest is not None and newest.id == backup_id:
-            raise AirflowFailException(
-                f"Backup {backup_id} is the newest successful backup of {graph}: not deleting it"
-            )
-        try:
-            self.hook.delete_backup(graph_id, backup_id)
-        except GesNotFoundError as err:
-            if err.error_code != "GES.7024":
-                raise
-            return self._missing(f"Backup {backup_id} of {graph} is gone ({err})")
+            earlier = " (an earlier try may have deleted it)" if context["ti"].try_number > 1 else ""
+            return self._missing(f"{graph} has no backup {backup_id!r}{earlier}")
+        refusal = delete_refusal(backups, backup, graph)
+        if refusal is not None:
+            raise AirflowFailException(refusal)
+        delete_seen(self.hook, graph_id, backup, self.log)
         self.log.info("Deleted backup %s (id %s, %s) of %s", backup.name, backup_id, backup.status, graph)
         return backup.to_api()
 
@@ -539,119 +488,40 @@ class GesDeleteBackupOperator(_GraphOperator):
         return None
 
 
-def newest_success(backups: Iterable[Backup]) -> Backup | None:
-    """The graph's newest successful backup (by start time), of any method: never deleted."""
-    from airflow_provider_ges.models import sort_newest_first
-
-    return next((b for b in sort_newest_first(backups) if b.is_success), None)
-
-
-@dataclass(frozen=True)
-class PruneDecision:
-    """What the retention rule says about one backup, and why."""
-
-    backup: Backup
-    delete: bool
-    reason: str
-
-
-def select_prune(
-    backups: Iterable[Backup],
-    *,
-    keep_last: int | None,
-    cutoff: datetime | None,
-    backup_method: BackupMethod | None,
-) -> list[PruneDecision]:
-    """The retention rule, newest first. A backup is deleted only if every given rule says so:
-
-    - ``keep_last=N``: the N newest successful backups among those of ``backup_method`` stay;
-    - ``cutoff``: only backups that started before it may go (no start time: it stays);
-
-    and never: a backup that is not finished (``backing_up``, or a state GES does not document),
-    one of another method (``backup_method`` None: any), or the graph's newest successful backup.
-    """
-    from airflow_provider_ges.models import sort_newest_first
-
-    if keep_last is None and cutoff is None:
-        raise ValueError("give keep_last or older_than: with neither, every backup would go")
-    ordered = sort_newest_first(backups)
-    newest = newest_success(ordered)
-    kept_successes = 0
-    decisions = []
-    for b in ordered:
-        if newest is not None and b.id == newest.id:
-            decisions.append(PruneDecision(b, False, "newest successful backup of the graph"))
-            if backup_method is None or b.backup_method == backup_method:
-                kept_successes += 1
-            continue
-        if b.status not in (BackupStatus.SUCCESS, BackupStatus.FAILED):
-            decisions.append(PruneDecision(b, False, f"{b.status}: not finished"))
-            continue
-        if backup_method is not None and b.backup_method != backup_method:
-            decisions.append(PruneDecision(b, False, f"{b.backup_method}, not {backup_method}"))
-            continue
-        if keep_last is not None and b.is_success and kept_successes < keep_last:
-            kept_successes += 1
-            decisions.append(PruneDecision(b, False, f"one of the {keep_last} newest successful"))
-            continue
-        if cutoff is not None and (b.start_time is None or b.start_time >= cutoff):
-            why = "start time unknown" if b.start_time is None else f"started after {cutoff.isoformat()}"
-            decisions.append(PruneDecision(b, False, why))
-            continue
-        rules = []
-        if keep_last is not None:
-            rules.append(f"beyond the {keep_last} newest successful" if b.is_success else "failed")
-        if cutoff is not None:
-            rules.append(f"started before {cutoff.isoformat()}")
-        decisions.append(PruneDecision(b, True, ", ".join(rules)))
-    return decisions
-
-
-def prune_table(decisions: Sequence[PruneDecision], dry_run: bool) -> str:
-    """The decisions as a text table for the log."""
-    verb = "would delete" if dry_run else "delete"
-    rows = [("decision", "id", "name", "method", "status", "started (UTC)", "why")]
-    for d in decisions:
-        b = d.backup
-        started = b.start_time.strftime("%Y-%m-%d %H:%M:%S") if b.start_time else "?"
-        rows.append(
-            (
-                verb if d.delete else "keep",
-                b.id,
-                b.name or "",
-                str(b.backup_method or "?"),
-                str(b.status),
-                started,
-                d.reason,
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows
-    )
+def delete_seen(hook: GesHook, graph_id: str, backup: Backup, log: Any) -> None:
+    """Delete a backup that was just listed; GES saying it is gone (GES.7024) after the DELETE went
+    out counts as deleted (the first DELETE's reply was lost and the call retried, or it went
+    meanwhile): either way it is gone."""
+    try:
+        hook.delete_backup(graph_id, backup.id)
+    except GesNotFoundError as err:
+        if err.error_code != "GES.7024":
+            raise
+        log.info("Backup %s is gone after its DELETE was sent (%s): counted as deleted", backup.id, err)
 
 
 class GesPruneBackupsOperator(_GraphOperator):
     """Delete the backups of a graph that fall outside a retention rule.
 
     Both rules may be given; a backup is deleted only if every given rule says so (see
-    ``select_prune``). ``keep_last=N`` keeps the N newest **successful** backups of
+    ``lifecycle.select_prune``). ``keep_last=N`` keeps the N newest **successful** backups of
     ``backup_method`` (failed ones never count as kept; running ones neither count nor go);
     ``older_than`` lets only backups that started before it go: an age (a ``timedelta``, counted
     back from now) or a cutoff (a datetime, an ISO-8601 string or a template rendering to one).
     Whatever the rules say, it never deletes a running (``backing_up``) backup nor the newest
     successful backup of the graph (of any method).
 
-    Everything is decided from one listing before anything is deleted; then the chosen backups
-    are deleted one by one (one gone meanwhile is skipped). The log shows a table of what is kept
-    and what goes, and why. Returns the deleted (with ``dry_run``, the would-be-deleted) backups
-    as the API's dicts, newest first.
+    Everything is decided from one listing before anything is deleted (a retry lists and decides
+    again); then the chosen backups are deleted one by one (one gone meanwhile counts as deleted).
+    The log shows a table of what is kept and what goes, and why. Returns the deleted (with
+    ``dry_run``, the would-be-deleted) backups as the API's dicts, newest first.
 
     :param graph_id: the graph's id (give this or ``graph_name``). Templated.
     :param graph_name: the graph's name. Templated.
     :param keep_last: how many of the newest successful backups to keep (0 or more).
     :param older_than: a ``timedelta`` age or a cutoff time. Templated.
-    :param backup_method: ``"manual"`` (default), ``"auto"``, ``"import"`` or None for any. Templated.
+    :param backup_method: ``"manual"`` (default), ``"auto"``, ``"import"``, or None (not a template,
+        not empty) for any. Templated.
     :param dry_run: only log and return what would be deleted.
     :param ges_conn_id: the ``ges`` connection. Templated.
     """
@@ -681,8 +551,8 @@ class GesPruneBackupsOperator(_GraphOperator):
             raise ValueError(
                 f"{self.task_id}: give keep_last or older_than (with neither, every backup would go)"
             )
-        if backup_method is not None and "{{" not in backup_method:
-            choice("backup_method", backup_method, BackupMethod)
+        if backup_method is not None and "{{" not in str(backup_method):
+            prune_method(backup_method)
         self.keep_last = keep_last
         self.older_than = older_than
         self.backup_method = backup_method
@@ -705,7 +575,7 @@ class GesPruneBackupsOperator(_GraphOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         cutoff = self.cutoff()
-        method = choice("backup_method", self.backup_method or None, BackupMethod)
+        method = prune_method(self.backup_method, rendered=True)
         graph_id = self.resolve_graph()
         graph = self.graph_label(graph_id)
         decisions = select_prune(
@@ -728,12 +598,7 @@ class GesPruneBackupsOperator(_GraphOperator):
         deleted: list[dict[str, Any]] = []
         for backup in chosen:
             try:
-                self.hook.delete_backup(graph_id, backup.id)
-            except GesNotFoundError as err:
-                if err.error_code != "GES.7024":
-                    raise
-                self.log.info("Backup %s is gone already: skipped", backup.id)
-                continue
+                delete_seen(self.hook, graph_id, backup, self.log)
             except GesApiError:
                 self.log.error(
                     "Deleted %d of %d before this failed: %s",
@@ -747,150 +612,196 @@ class GesPruneBackupsOperator(_GraphOperator):
         return deleted
 
 
+def prune_method(value: str | None, *, rendered: bool = False) -> BackupMethod | None:
+    """Prune's ``backup_method``: a method, or None (only as Python's None) for any. An empty value
+    (``""``, or a template rendering to it) is refused: it must not widen the prune to every method."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        when = "rendered to" if rendered else "is"
+        raise ValueError(
+            f"backup_method {when} {value!r}: give 'manual', 'auto' or 'import' (or None, not a"
+            " template, for any method)"
+        )
+    return choice("backup_method", value.strip(), BackupMethod)
+
+
 class GesRestoreGraphOperator(_WaitingGraphOperator):
     """Restoring throws away the graph's current data: it starts the graph from a backup.
 
     Checks first, before touching the graph, that the backup exists, belongs to that graph and
-    succeeded, and that the graph is running or stopped (a graph stopping, starting or being
-    backed up is waited for; one faulty, frozen or deleted is refused). Then it stops the graph
-    if it is running (waiting for that job), starts it from the backup (GES's restore: the start
-    call with ``graph_backup_id``) and waits for the start job. Refuses a ``backup_id`` that
-    renders to empty (e.g. a run without the param). A failed stop leaves the graph running and
-    untouched; a failed start leaves it stopped (the message says so). Returns the graph (API
-    dict) once running from the backup; without ``wait_for_completion``, the start job's id.
-    Pushes ``stop_job_id`` and ``job_id`` (the start's) to XCom.
+    succeeded, and that the graph is running or stopped (a graph stopping, starting, being backed
+    up or resized is waited for; one faulty, frozen or deleted is refused). Then it stops the graph
+    if it is running (waiting for that job), checks the backup again, starts the graph from it
+    (GES's restore: the start call with ``graph_backup_id``) and waits for the start job. Refuses a
+    ``backup_id`` that renders to empty (e.g. a run without the param).
+
+    Safe to retry (``airflow_provider_ges.lifecycle``, rule 3): every try (and every resume) reads
+    the graph's status and its stop/start jobs since the run began and carries on from there: a
+    retry after a lost reply or a timeout never stops or restores the graph twice. A lost reply is
+    followed by a read, never a resend. A start from the backup refused or failed after the stop
+    starts the graph again without the backup (its data as before the task) and fails saying so;
+    every failure says the state the graph was left in.
+
+    Returns the graph (API dict) once running from the backup; without ``wait_for_completion``, the
+    start job's id. Pushes ``stop_job_id`` and ``job_id`` (the start's) to XCom.
 
     :param graph_id: the graph's id (give this or ``graph_name``). Templated.
     :param graph_name: the graph's name. Templated.
     :param backup_id: the backup to restore. Templated.
+    :param restore_again: restore even if this run restored the graph already (a cleared task of a
+        run still running). Default False: a try that finds this run's restore done returns it.
     :param wait_for_completion: wait for the start job (default True; the stop is always waited for).
     :param deferrable: wait for the jobs in the triggerer (``GesJobTrigger``).
     :param poll_interval: seconds between looks.
-    :param timeout: seconds each wait may take at most.
+    :param timeout: seconds a try may wait at most.
     :param ges_conn_id: the ``ges`` connection. Templated.
     """
 
     template_fields: Sequence[str] = ("graph_id", "graph_name", "backup_id", "ges_conn_id")
 
-    def __init__(self, *, backup_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, backup_id: str, restore_again: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.backup_id = check_id("backup_id", backup_id)
+        self.restore_again = restore_again
 
     def execute(self, context: Context) -> Any:
-        from airflow_provider_ges.models import GraphStatus
-
         try:
             backup_id = check_id("backup_id", self.backup_id, rendered=True)
         except ValueError as err:
             raise AirflowFailException(f"Not restoring: {err}") from None
         graph_id = self.resolve_graph()
-        graph = self.graph_label(graph_id)
-        backup = self._check_backup(graph_id, graph, backup_id)
-        status = self._settled_status(graph_id, graph)
-        self.log.info(
-            "Restoring %s (status %s) from backup %s (id %s, started %s): its current data is replaced",
-            graph,
-            status,
-            backup.name,
-            backup.id,
-            backup.start_time.isoformat() if backup.start_time else "?",
-        )
-        if status == GraphStatus.RUNNING:
-            stop_job = self.hook.stop_graph(graph_id)
-            context["ti"].xcom_push(key="stop_job_id", value=stop_job)
-            self.log.info("Stopping %s: job %s", graph, stop_job)
-            if self.deferrable:
-                self.defer_job(graph_id, stop_job, "execute_stopped", backup_id=backup_id)
-            self._stop_waited(lambda: self.wait_job(graph_id, stop_job), graph)
-        return self._start(context, graph_id, backup_id)
+        anchor = run_anchor(context, again=self.restore_again)
+        return self._reconcile(context, graph_id, backup_id, anchor, [])
 
-    def _check_backup(self, graph_id: str, graph: str, backup_id: str) -> Backup:
-        own = next((b for b in self.hook.iter_backups(graph_id) if b.id == backup_id), None)
-        if own is None:
-            other = next((b for b in self.hook.iter_backups() if b.id == backup_id), None)
-            if other is not None:
-                raise AirflowFailException(
-                    f"Not restoring {graph}: backup {backup_id} belongs to graph"
-                    f" {other.graph_name!r} (id {other.graph_id})"
-                )
-            raise AirflowFailException(f"Not restoring {graph}: it has no backup {backup_id!r}")
-        if not own.is_success:
-            raise AirflowFailException(
-                f"Not restoring {graph}: backup {own.name or own.id!r} (id {own.id}) is {own.status},"
-                " not success"
+    def execute_resumed(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after a job (stop or start) ended in the triggerer: observe and carry on."""
+        echo = event["echo"]
+        if event.get("status") not in ("success", "failed"):
+            event_result(event, "job")  # a timeout or an error: raise it
+        anchor = datetime.fromisoformat(echo["anchor"])
+        return self._reconcile(context, event["graph_id"], echo["backup_id"], anchor, echo["started"])
+
+    def _observe(self, graph_id: str, backup_id: str, anchor: datetime, started: list[str]) -> RestoreView:
+        graph = self.hook.get_graph(graph_id)
+        backups = list(self.hook.iter_backups(graph_id))
+        backup = next((b for b in backups if b.id == backup_id), None)
+        elsewhere = (
+            None
+            if backup is not None
+            else next((b for b in self.hook.iter_backups() if b.id == backup_id), None)
+        )
+        jobs = {
+            j.id: j
+            for j in self.hook.list_jobs(graph.name)
+            if j.related_graph in (graph.name, None)
+            and job_action(j) in ("stop", "start")
+            and started_since(j.begin_time, anchor)
+        }
+        for job_id in started:  # this try's own jobs, should the job list not show them yet
+            if job_id not in jobs:
+                jobs[job_id] = self.hook.get_job(graph_id, job_id)
+        ordered = sorted(
+            jobs.values(), key=lambda j: j.begin_time or datetime.max.replace(tzinfo=timezone.utc)
+        )
+        return RestoreView(str(graph.status), backup, ordered, elsewhere)
+
+    def _reconcile(
+        self, context: Context, graph_id: str, backup_id: str, anchor: datetime, started: list[str]
+    ) -> Any:
+        graph = self.graph_label(graph_id)
+        lost: list[str | None] = [None, ""]
+
+        def look() -> Any:
+            view = self._observe(graph_id, backup_id, anchor, started)
+            step = after_lost_reply(
+                plan_restore(view, backup_id=backup_id, graph=graph), lost[0], lost[1] or ""
             )
-        return own
+            lost[0] = None
+            if step.message:
+                self.log.info("%s", step.message)
+            if step.action == "done":
+                return self._restored(graph_id, backup_id)
+            if step.action == "refuse":
+                raise AirflowFailException(step.message)
+            if step.action == "lost":
+                raise RuntimeError(f"{step.message}; {graph} is in status {view.status}")
+            if step.action == "rollback":
+                self._rollback(graph_id, step.message)
+            if step.action == "wait":
+                if step.job is not None and self.deferrable and step.job.job_id:
+                    self.defer_job(
+                        graph_id,
+                        step.job.job_id,
+                        "execute_resumed",
+                        backup_id=backup_id,
+                        anchor=anchor.isoformat(),
+                        started=started,
+                    )
+                return None
+            return self._act(context, graph_id, backup_id, step.action, started, lost)
 
-    def _settled_status(self, graph_id: str, graph: str) -> str:
-        """The graph's status once it is running or stopped (transitions waited out)."""
-        from airflow_provider_ges.models import GraphStatus
+        return self.poll(look, f"The restore of {graph}")
 
-        deadline = time.monotonic() + self.timeout
-        while True:
-            status = str(self.hook.get_graph(graph_id).status)
-            if status in (GraphStatus.RUNNING, GraphStatus.STOPPED):
-                return status
-            if status not in GraphStatus.TRANSIENT:
-                raise AirflowFailException(
-                    f"Not restoring {graph}: its status is {status} (only a running (200) or stopped"
-                    " (900) graph can be restored)"
-                )
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{graph} stayed in status {status} for {self.timeout:g}s")
-            self.log.info("%s is in status %s; waiting for it to settle", graph, status)
-            time.sleep(self.poll_interval)
-
-    @staticmethod
-    def _stop_waited(wait: Any, graph: str) -> None:
-        try:
-            wait()
-        except AirflowFailException as err:
-            raise AirflowFailException(f"Not restoring {graph}: stopping it failed ({err})") from None
-
-    def execute_stopped(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the stop job: start from the backup."""
-        graph_id = event["graph_id"]
-        self._stop_waited(lambda: job_from_event(event), self.graph_label(graph_id))
-        return self._start(context, graph_id, event["echo"]["backup_id"])
-
-    def _start(self, context: Context, graph_id: str, backup_id: str) -> Any:
-        from airflow_provider_ges.models import GraphStatus
-
+    def _act(
+        self,
+        context: Context,
+        graph_id: str,
+        backup_id: str,
+        action: str,
+        started: list[str],
+        lost: list[str | None],
+    ) -> str | None:
+        """Send the stop or the start from the backup; None to observe again (the start's job id
+        without ``wait_for_completion``)."""
         graph = self.graph_label(graph_id)
-        status = self._settled_status(graph_id, graph)
-        if status != GraphStatus.STOPPED:
-            raise AirflowFailException(f"Not restoring {graph}: it is in status {status} after the stop")
-        job_id = self.hook.start_graph(graph_id, backup_id=backup_id)
-        context["ti"].xcom_push(key="job_id", value=job_id)
-        self.log.info("Starting %s from backup %s: job %s", graph, backup_id, job_id)
-        if not self.wait_for_completion:
+        try:
+            if action == "stop":
+                self.log.info("Stopping %s to restore it from backup %s", graph, backup_id)
+                job_id = self.hook.stop_graph(graph_id)
+            else:
+                self.log.info("Starting %s from backup %s: its current data is replaced", graph, backup_id)
+                job_id = self.hook.start_graph(graph_id, backup_id=backup_id)
+        except GesApiError as err:
+            if err.transient:
+                self.log.warning("The %s's reply was lost (%s): reading what GES shows", action, err)
+                lost[0], lost[1] = action, str(err)
+                return None
+            if action == "start":
+                self._rollback(graph_id, f"GES refused the start from the backup ({err})")
+            raise AirflowFailException(
+                f"Not restoring {graph}: GES refused the stop ({err}); it is untouched"
+            ) from None
+        started.append(job_id)
+        context["ti"].xcom_push(key="stop_job_id" if action == "stop" else "job_id", value=job_id)
+        self.log.info("%s %s: job %s", "Stopping" if action == "stop" else "Starting", graph, job_id)
+        if action == "start" and not self.wait_for_completion:
             return job_id
-        if self.deferrable:
-            self.defer_job(graph_id, job_id, "execute_complete", backup_id=backup_id)
+        return None
+
+    def _rollback(self, graph_id: str, why: str) -> None:
+        """The restore cannot go on after the graph was stopped: start it again without the backup
+        (its data as before the task), then fail saying so."""
+        graph = self.graph_label(graph_id)
+        self.log.warning("Not restoring %s: %s; starting it again without the backup", graph, why)
         try:
+            job_id = self.hook.start_graph(graph_id)
             self.wait_job(graph_id, job_id)
-        except AirflowFailException as err:
-            raise AirflowFailException(self._start_failed(graph_id, err)) from None
-        return self._restored(graph_id, backup_id)
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the start job: the graph, or raise on anything but success."""
-        graph_id, backup_id = event["graph_id"], event["echo"]["backup_id"]
-        try:
-            job_from_event(event)
-        except AirflowFailException as err:
-            raise AirflowFailException(self._start_failed(graph_id, err)) from None
-        return self._restored(graph_id, backup_id)
-
-    def _start_failed(self, graph_id: str, err: Exception) -> str:
-        try:
-            status = self.hook.get_graph(graph_id).status
-        except GesApiError:
-            status = "unknown"
-        return (
-            f"Starting {self.graph_label(graph_id)} from the backup failed ({err}); it was stopped for the"
-            f" restore and is now in status {status}: restore again or start it"
+        except (GesApiError, AirflowFailException, TimeoutError) as err:
+            raise AirflowFailException(
+                f"Not restored {graph}: {why}. Starting it again without the backup failed too ({err}):"
+                f" the graph is stopped (status {self._status(graph_id)}); start it, or restore again"
+            ) from None
+        raise AirflowFailException(
+            f"Not restored {graph}: {why}. It was stopped for the restore and is started again without the"
+            f" backup (job {job_id}): its data is as before the task (status {self._status(graph_id)})"
         )
+
+    def _status(self, graph_id: str) -> str:
+        try:
+            return str(self.hook.get_graph(graph_id).status)
+        except GesApiError:
+            return "unknown"
 
     def _restored(self, graph_id: str, backup_id: str) -> dict[str, Any]:
         graph = self.hook.get_graph(graph_id)

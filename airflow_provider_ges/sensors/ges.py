@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -48,16 +49,12 @@ class _DeferrableSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: the result on success; raise on anything else."""
-        status = event.get("status")
-        if status == "success":
-            return self.succeeded(event)
-        if status == "failed":
-            if self.soft_fail:
-                raise AirflowSkipException(f"Skipping (soft_fail): {event['message']}")
-            raise AirflowFailException(event["message"])
-        if status == "timeout":
-            raise AirflowSensorTimeout(event["message"])
-        raise RuntimeError(f"{type(self).__name__}'s trigger ended with {status!r}: {event.get('message')}")
+        from airflow_provider_ges.lifecycle import event_result
+
+        if event.get("status") == "failed" and self.soft_fail:
+            raise AirflowSkipException(f"Skipping (soft_fail): {event['message']}")
+        event_result(event, "status", timeout=AirflowSensorTimeout)
+        return self.succeeded(event)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -229,7 +226,7 @@ class GesJobSensor(_DeferrableSensor):
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
-        from airflow_provider_ges.operators.ges import check_id, check_one_graph
+        from airflow_provider_ges.lifecycle import check_id, check_one_graph
 
         check_one_graph(self.task_id, graph_id, graph_name)
         self.job_id = check_id("job_id", job_id)
@@ -247,13 +244,13 @@ class GesJobSensor(_DeferrableSensor):
 
     def _graph_id(self) -> str:
         if self._resolved is None:
-            from airflow_provider_ges.operators.ges import resolve_graph_id
+            from airflow_provider_ges.lifecycle import resolve_graph_id
 
             self._resolved = resolve_graph_id(self.hook, self.graph_id or None, self.graph_name or None)
         return self._resolved
 
     def _job_id(self) -> str:
-        from airflow_provider_ges.operators.ges import check_id
+        from airflow_provider_ges.lifecycle import check_id
 
         try:
             return check_id("job_id", self.job_id, rendered=True)
@@ -280,9 +277,10 @@ class GesJobSensor(_DeferrableSensor):
                 raise
             self.log.warning("GES still failing after retries; will look again: %s", err)
             return PokeReturnValue(False)
-        self.log.info("Job %s of graph id %s is %s", job_id, graph_id, job.status)
+        graph = f"graph id {graph_id!r}"
+        self.log.log(logging.INFO if job.documented else logging.WARNING, "%s", job.describe(graph))
         if job.outcome == "failed":
-            raise AirflowFailException(job.describe(f"graph id {graph_id!r}"))
+            raise AirflowFailException(job.describe(graph))
         if job.outcome == "success":
             return PokeReturnValue(True, job.to_api())
         return PokeReturnValue(False)

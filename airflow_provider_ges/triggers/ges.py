@@ -186,7 +186,7 @@ class GesJobTrigger(BaseTrigger):
         async def look() -> dict[str, Any] | None:
             job = await hook.get_job(self.graph_id, self.job_id)
             if job.status != last[0]:
-                self.log.info("Job %s of %s is %s", self.job_id, graph, job.status)
+                self.log.log(logging.INFO if job.documented else logging.WARNING, "%s", job.describe(graph))
                 last[0] = job.status
             if job.outcome == "success":
                 return {"status": "success", "job": job.to_api()}
