@@ -38,7 +38,7 @@ def tries(dag_run: Any, task_id: str) -> int:
 # --- create --------------------------------------------------------------------------------------
 
 
-@pytest.mark.ges_emulator(**FAST)
+@pytest.mark.ges_emulator(graphs=0, backups=0, backup_duration=0.0, graph_action_duration=0.3)
 @pytest.mark.parametrize("wait", WAITS)
 @pytest.mark.parametrize("fault", ["504", "drop"])
 def test_a_lost_create_reply_is_followed_by_a_read_not_a_second_create(
@@ -46,12 +46,13 @@ def test_a_lost_create_reply_is_followed_by_a_read_not_a_second_create(
 ) -> None:
     emu, graph = movies
     before = {b["id"] for b in emu.backups()}
-    emu.set_faults(f"{fault}:scope=create:after=1:count=1")
+    emu.set_faults(f"{fault}:scope=create:after=1:count=1")  # the backup ends before the reply is read
     dag = tune(load_dag("example_ges_backup_then_etl"), "backup_graph", deferrable=WAITS[wait], **RETRY)
 
-    _dag_run, states, xcoms = run(dag)
+    dag_run, states, xcoms = run(dag)
 
     assert states == {"backup_graph": "success", "run_etl": "success"}
+    assert tries(dag_run, "backup_graph") == 1
     assert emu.counters["replies_lost"] == 1
     assert emu.counters["create_backup"] == 1  # read after the lost reply, never sent again
     made = [b for b in emu.backups(graph["id"]) if b["id"] not in before]
@@ -145,9 +146,10 @@ def test_a_lost_stop_or_start_reply_restores_once(
     emu, graph = movies
     emu.set_faults(f"504:scope={call}:after=1:count=1")
 
-    _dag_run, seen = restore(emu, graph, wait, **RETRY)
+    dag_run, seen = restore(emu, graph, wait, **RETRY)
 
     assert seen["states"] == {"restore_graph": "success"}
+    assert tries(dag_run, "restore_graph") == 1  # read what GES shows and went on
     assert emu.counters["replies_lost"] == 1
     assert emu.job_names("movies") == ["StopGraph", "StartGraph"]
     assert emu.restores == [(graph["id"], seen["good"])]
