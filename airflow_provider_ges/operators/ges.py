@@ -711,6 +711,7 @@ class GesRestoreGraphOperator(_WaitingGraphOperator):
     ) -> Any:
         graph = self.graph_label(graph_id)
         lost: list[str | None] = [None, ""]
+        said = [""]
 
         def look() -> Any:
             view = self._observe(graph_id, backup_id, anchor, started)
@@ -718,8 +719,9 @@ class GesRestoreGraphOperator(_WaitingGraphOperator):
                 plan_restore(view, backup_id=backup_id, graph=graph), lost[0], lost[1] or ""
             )
             lost[0] = None
-            if step.message:
+            if step.message and step.message != said[0]:  # a wait is logged once, not every look
                 self.log.info("%s", step.message)
+                said[0] = step.message
             if step.action == "done":
                 return self._restored(graph_id, backup_id)
             if step.action == "refuse":
