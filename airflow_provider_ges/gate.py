@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -134,45 +134,56 @@ def graph_list_refused(err: GesApiError) -> bool:
 
 def graph_id_named(graphs: Iterable[Graph], name: str) -> str | None:
     """The id of the one graph called ``name``; None when there is none, or more than one."""
-    ids = {g.id for g in graphs if g.name == name}
-    return ids.pop() if len(ids) == 1 else None
+    return graph_refusal(graphs, name)[0]
+
+
+def graph_refusal(graphs: Iterable[Graph], name: str) -> tuple[str | None, str | None]:
+    """What the graph list says of ``name``: (the one graph's id, None), or (None, why not: no graph
+    or several have it, naming them). The one name rule of the gate, the watcher and the operators."""
+    graphs = list(graphs)
+    same = sorted({g.id for g in graphs if g.name == name})
+    if len(same) == 1:
+        return same[0], None
+    if same:
+        return None, f"Several graphs are named {name!r} (ids {', '.join(same)}): give graph_id"
+    there = ", ".join(sorted({repr(g.name or g.id) for g in graphs})) or "none"
+    return None, f"No graph named {name!r}: the project's graphs are {there}"
 
 
 @dataclass
-class Watch:
-    """One wait on a gate: the graph id found for its ``graph_name`` and what was last logged.
+class GraphListing:
+    """Which listing shows a graph given by id or by name: the one policy of the gate and the watcher.
 
-    A ``graph_name`` is turned into the graph's id once (``GET /graphs``), so each look reads one
-    graph's listing. When several graphs have the name, or the graph list is refused (warned
-    once), the project's backups are filtered by name instead; when the graph list shows no such
-    graph and no backup carries the name, the look fails at once, naming the graphs there are. A
-    found graph that is gone later (deleted, perhaps re-created) is looked up again.
+    A ``graph_name`` is turned into the graph's id once (``GET /graphs``), so each listing reads one
+    graph's backups. When several graphs have the name, none has it, or the graph list is refused
+    (warned once), the project's backups are listed instead (the caller filters them by name; with
+    no such graph ``missing`` says what the project has). A found graph that is gone later
+    (deleted, perhaps re-created) is looked up again.
     """
 
-    gate: BackupGate
-    project_id: str = ""
+    graph_id: str | None
+    graph_name: str | None
     found_graph_id: str | None = None
-    #: share listings with other waiters of this process for this many seconds (the triggers' poll)
-    share_for: float | None = None
     looked_up: bool = False
-    _missing_names: list[str] | None = field(default=None, repr=False)
-    _last_line: tuple[str, float] | None = field(default=None, repr=False)
+    #: Why no graph has ``graph_name`` (naming the graphs there are), once looked up.
+    missing: str | None = None
 
     def __post_init__(self) -> None:
         self.looked_up = self.looked_up or self.found_graph_id is not None
 
     @property
-    def graph_id(self) -> str | None:
-        return self.gate.graph_id or self.found_graph_id
+    def listed_id(self) -> str | None:
+        """The graph whose own listing is read (None: the project's)."""
+        return self.graph_id or self.found_graph_id
 
-    def look(
+    def backups(
         self,
         list_graphs: Callable[[], Plan[list[Graph]]],
         list_backups: Callable[[str | None], Plan[list[Backup]]],
-    ) -> Plan[Verdict]:
-        """The plan of one look."""
-        name = self.gate.graph_name
-        if self.gate.graph_id is None and name is not None and not self.looked_up:
+    ) -> Plan[list[Backup] | None]:
+        """The plan of one listing; None when the found graph is gone (looked up again next time)."""
+        name = self.graph_name
+        if self.graph_id is None and name is not None and not self.looked_up:
             try:
                 graphs = yield from list_graphs()
             except GesApiError as err:
@@ -182,12 +193,11 @@ class Watch:
                     f"Cannot list the graphs of the project, so filtering all its backups by name: {err}"
                 )
             else:
-                self.found_graph_id = graph_id_named(graphs, name)
-                has_name = any(g.name == name for g in graphs)
-                self._missing_names = None if has_name else sorted({g.name or g.id for g in graphs})
+                self.found_graph_id, refusal = graph_refusal(graphs, name)
+                self.missing = refusal if refusal and refusal.startswith("No graph") else None
             self.looked_up = True
         try:
-            backups = yield from list_backups(self.graph_id)
+            return (yield from list_backups(self.listed_id))
         except GesNotFoundError as err:
             if self.found_graph_id is None:
                 raise
@@ -195,13 +205,44 @@ class Watch:
                 f"Graph {name!r} (id {self.found_graph_id}) is gone ({err}); will look its name up again"
             )
             self.found_graph_id, self.looked_up = None, False
+            return None
+
+
+@dataclass
+class Watch:
+    """One wait on a gate: where its graph is listed (``GraphListing``) and what was last logged.
+
+    When no graph has the gate's ``graph_name`` and no backup carries it, the look fails at once,
+    naming the graphs there are.
+    """
+
+    gate: BackupGate
+    project_id: str = ""
+    found_graph_id: InitVar[str | None] = None
+    #: share listings with other waiters of this process for this many seconds (the triggers' poll)
+    share_for: float | None = None
+    listing: GraphListing = field(init=False)
+    _last_line: tuple[str, float] | None = field(default=None, repr=False)
+
+    def __post_init__(self, found_graph_id: str | None) -> None:
+        self.listing = GraphListing(self.gate.graph_id, self.gate.graph_name, found_graph_id)
+
+    @property
+    def graph_id(self) -> str | None:
+        return self.listing.listed_id
+
+    def look(
+        self,
+        list_graphs: Callable[[], Plan[list[Graph]]],
+        list_backups: Callable[[str | None], Plan[list[Backup]]],
+    ) -> Plan[Verdict]:
+        """The plan of one look."""
+        backups = yield from self.listing.backups(list_graphs, list_backups)
+        if backups is None:
             return Verdict("waiting")
-        if self._missing_names is not None and not any(b.graph_name == name for b in backups):
-            there = ", ".join(repr(n) for n in self._missing_names) or "none"
-            return Verdict(
-                "failed",
-                message=f"No graph named {name!r} in project {self.project_id}: its graphs are {there}",
-            )
+        name = self.gate.graph_name
+        if self.listing.missing is not None and not any(b.graph_name == name for b in backups):
+            return Verdict("failed", message=f"{self.listing.missing} (project {self.project_id})")
         return self.gate.judge(backups, self.graph_id)
 
     def report(self, verdict: Verdict, now: float | None = None) -> str | None:

@@ -135,18 +135,26 @@ def ours(
 
     if backup_id is not None:
         return next((b for b in backups if b.id == backup_id), None)
+    if anchor is None:
+        return None
+    fresh = made_since(backups, graph_id=graph_id, since=anchor, before=before)
+    return next(iter(sort_newest_first(fresh)), None)
+
+
+def made_since(
+    backups: Iterable[Backup], *, graph_id: str, since: datetime | None, before: Iterable[str]
+) -> list[Backup]:
+    """The backups a create may have made: not in ``before``, of the graph, manual (or of unstated
+    method), started no earlier than ``since`` less ``CLOCK_SLACK`` (None: any time)."""
     old = set(before)
-    return next(
-        (
-            b
-            for b in sort_newest_first(backups)
-            if b.id not in old
-            and b.graph_id in (graph_id, None)
-            and b.backup_method in (BackupMethod.MANUAL, None)
-            and started_since(b.start_time, anchor)
-        ),
-        None,
-    )
+    return [
+        b
+        for b in backups
+        if b.id not in old
+        and b.graph_id in (graph_id, None)
+        and b.backup_method in (BackupMethod.MANUAL, None)
+        and (since is None or started_since(b.start_time, since))
+    ]
 
 
 def running_backup(backups: Iterable[Backup]) -> Backup | None:
@@ -225,21 +233,16 @@ def resolve_graph_id(hook: GesHook, graph_id: str | None, graph_name: str | None
     A name that no graph (or several) has is an ``AirflowFailException`` naming the graphs there are.
     """
     from airflow_provider_ges._compat import AirflowFailException
+    from airflow_provider_ges.gate import graph_refusal
 
     if graph_id:
         return graph_id
     if not graph_name:
         raise ValueError("graph_id and graph_name both rendered to empty: give one")
-    graphs = list(hook.iter_graphs())
-    same = sorted(g.id for g in graphs if g.name == graph_name)
-    if len(same) == 1:
-        return same[0]
-    if same:
-        raise AirflowFailException(
-            f"Several graphs are named {graph_name!r} (ids {', '.join(same)}): give graph_id"
-        )
-    there = ", ".join(sorted(repr(g.name or g.id) for g in graphs)) or "none"
-    raise AirflowFailException(f"No graph named {graph_name!r}: the project's graphs are {there}")
+    found, refusal = graph_refusal(hook.iter_graphs(), graph_name)
+    if found is None:
+        raise AirflowFailException(refusal)
+    return found
 
 
 def find_new_backup(
@@ -249,15 +252,7 @@ def find_new_backup(
     manual (or of unstated method), started no earlier than ``since`` (the job's begin time) less
     ``CLOCK_SLACK``. Of several (someone else's create meanwhile), the one starting closest to
     ``since``; None when there is none yet."""
-    old = set(before)
-    fresh = [
-        b
-        for b in backups
-        if b.id not in old
-        and b.graph_id in (graph_id, None)
-        and b.backup_method in (BackupMethod.MANUAL, None)
-        and (since is None or started_since(b.start_time, since))
-    ]
+    fresh = made_since(backups, graph_id=graph_id, since=since, before=before)
     if not fresh:
         return None
     if since is None:

@@ -37,7 +37,7 @@ from airflow_provider_ges.endpoints import (
 from airflow_provider_ges.enums import BackupMethod, BackupStatus
 from airflow_provider_ges.exceptions import GesApiError, GesAuthError, GesTransientError
 from airflow_provider_ges.form import field_behaviour, form_widgets
-from airflow_provider_ges.gate import Verdict, Watch, graph_id_named
+from airflow_provider_ges.gate import GraphListing, Verdict, Watch, graph_id_named
 from airflow_provider_ges.models import (
     Backup,
     BackupFilter,
@@ -225,6 +225,14 @@ class _GesHookBase(BaseHook):
             ),
         )
 
+    def _graph_backups_plan(
+        self, config: GesConnectionConfig, listing: GraphListing
+    ) -> Plan[list[Backup] | None]:
+        return listing.backups(
+            lambda: self._graphs_plan(config),
+            lambda graph_id: self._backups_plan(config, graph_id, DEFAULT_PAGE_SIZE),
+        )
+
     def _log_retry(self, effect: Sleep) -> None:
         self.log.warning("GES call failed, retrying in %.2fs: %s", effect.seconds, effect.reason)
 
@@ -398,6 +406,11 @@ class GesHook(_GesHookBase):
     def look(self, watch: Watch) -> Verdict:
         """One look of a backup wait (see ``airflow_provider_ges.gate``)."""
         return self._run(lambda config: self._look_plan(config, watch))
+
+    def graph_backups(self, listing: GraphListing) -> list[Backup] | None:
+        """The backups of a graph given by id or name (``gate.GraphListing``: by name, the project's
+        when no one graph has it); None when the graph found for the name is gone."""
+        return self._run(lambda config: self._graph_backups_plan(config, listing))
 
     def get_graph(self, graph_id: str) -> Graph:
         """One graph (``GET /graphs/{graph_id}``): its ``status`` code tells running (200) from
@@ -636,6 +649,10 @@ class GesAsyncHook(_GesHookBase):
     async def look(self, watch: Watch) -> Verdict:
         """One look of a backup wait (see ``airflow_provider_ges.gate``)."""
         return await self._run(lambda config: self._look_plan(config, watch))
+
+    async def graph_backups(self, listing: GraphListing) -> list[Backup] | None:
+        """The backups of a graph given by id or name (see ``GesHook.graph_backups``)."""
+        return await self._run(lambda config: self._graph_backups_plan(config, listing))
 
     async def get_graph(self, graph_id: str) -> Graph:
         """One graph (see ``GesHook.get_graph``)."""

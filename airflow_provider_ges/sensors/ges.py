@@ -164,7 +164,7 @@ class GesBackupSensor(_DeferrableSensor):
         return GesBackupTrigger(
             ges_conn_id=self.ges_conn_id,
             gate=self.watch.gate.model_dump(mode="json"),
-            found_graph_id=self.watch.found_graph_id,
+            found_graph_id=self.watch.listing.found_graph_id,
             poll_interval=self.poke_interval,
             end_time=time.time() + self.timeout,
         )

@@ -14,8 +14,8 @@ from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 from airflow_provider_ges import DEFAULT_CONN_ID
 from airflow_provider_ges._compat import HAS_SHARED_STREAMS, asset_state_accessors
 from airflow_provider_ges.enums import BackupMethod, BackupStatus, choice
-from airflow_provider_ges.exceptions import GesApiError, GesNotFoundError
-from airflow_provider_ges.gate import BackupGate, Watch, graph_list_refused
+from airflow_provider_ges.exceptions import GesApiError
+from airflow_provider_ges.gate import BackupGate, GraphListing, Watch
 from airflow_provider_ges.hooks.ges import GesAsyncHook
 from airflow_provider_ges.models import Backup
 from airflow_provider_ges.watermark import Watermark, advance, state_key, watched
@@ -91,7 +91,7 @@ class GesBackupTrigger(BaseTrigger):
             {
                 "ges_conn_id": self.ges_conn_id,
                 "gate": self.watch.gate.model_dump(mode="json"),
-                "found_graph_id": self.watch.found_graph_id,
+                "found_graph_id": self.watch.listing.found_graph_id,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
             },
@@ -203,42 +203,6 @@ class BackupListing:
     """One poll of a graph's backups (every method): the raw event of the shared stream."""
 
     backups: tuple[Backup, ...]
-
-
-class _GraphBackups:
-    """Lists the backups of one graph, given by id, or by name (looked up once, again if it is gone).
-
-    When the name is ambiguous or the graph list is refused, the project's backups are filtered by
-    the name instead (the rule of ``airflow_provider_ges.gate.Watch``).
-    """
-
-    def __init__(self, hook: GesAsyncHook, graph_id: str | None, graph_name: str | None) -> None:
-        self.hook = hook
-        self.graph_id = graph_id
-        self.graph_name = graph_name
-        self.found_graph_id: str | None = None
-        self.looked_up = False
-
-    async def list(self) -> list[Backup]:
-        if self.graph_id:
-            return await self.hook.list_backups(self.graph_id)
-        if not self.looked_up:
-            try:
-                self.found_graph_id = await self.hook.find_graph_id(self.graph_name or "")
-            except GesApiError as err:
-                if not graph_list_refused(err):
-                    raise
-                self.hook.log.warning(
-                    "Cannot list the graphs of the project, so filtering all its backups by name: %s", err
-                )
-            self.looked_up = True
-        if self.found_graph_id is None:
-            return await self.hook.list_backups(None, graph_name=self.graph_name)
-        try:
-            return await self.hook.list_backups(self.found_graph_id)
-        except GesNotFoundError:
-            self.found_graph_id, self.looked_up = None, False  # deleted, perhaps re-created: look again
-            raise
 
 
 class GesBackupEventTrigger(BaseEventTrigger):
@@ -353,11 +317,11 @@ class GesBackupEventTrigger(BaseEventTrigger):
         """List the graph's backups every ``poll_interval`` seconds; a failed poll is logged, skipped."""
         loop = asyncio.get_running_loop()
         async with GesAsyncHook(self.ges_conn_id) as hook:
-            graph = _GraphBackups(hook, self.graph_id, self.graph_name)
+            graph = GraphListing(self.graph_id, self.graph_name)
             while True:
                 started = loop.time()
                 try:
-                    backups = await graph.list()
+                    backups = await hook.graph_backups(graph)
                 except GesApiError as err:
                     level = logging.WARNING if err.transient else logging.ERROR
                     self.log.log(level, "Cannot list the backups of %s; will poll again: %s", self.graph, err)
@@ -369,7 +333,8 @@ class GesBackupEventTrigger(BaseEventTrigger):
                         err,
                     )
                 else:
-                    yield BackupListing(tuple(backups))
+                    if backups is not None:  # None: the graph found for the name is gone (warned)
+                        yield BackupListing(tuple(backups))
                 await asyncio.sleep(max(0.0, self.poll_interval - (loop.time() - started)))
 
     async def react(self, listings: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
