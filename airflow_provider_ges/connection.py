@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 AuthType = Literal["password", "aksk"]
+ApiVersion = Literal["v1", "v2"]
 
 GLOBAL_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
 DEFAULT_TIMEOUT = 30.0
@@ -56,6 +57,7 @@ class ConnectionExtras(BaseModel):
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0, le=50)
     security_token: str | None = None
     allow_http: bool = False
+    api_version: ApiVersion = "v1"
 
     @model_validator(mode="before")
     @classmethod
@@ -113,6 +115,8 @@ class GesConnectionConfig:
     proxies: dict[str, str] | None
     max_retries: int
     security_token: str | None = field(default=None, repr=False)
+    #: ``v1`` (``/v1.0/...``, the seed's API) or ``v2`` (``/v2/...``): where the calls of both go.
+    api_version: ApiVersion = "v1"
 
     @property
     def secrets(self) -> list[str]:
@@ -176,6 +180,7 @@ class GesConnectionConfig:
             proxies=extras.proxies,
             max_retries=extras.max_retries,
             security_token=extras.security_token,
+            api_version=extras.api_version,
         )
 
 

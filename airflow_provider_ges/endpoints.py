@@ -70,56 +70,62 @@ def token_request(config: GesConnectionConfig) -> Request:
     return Request("POST", config.iam_endpoint, "/v3/auth/tokens", {"nocatalog": "true"}, body)
 
 
-def list_graphs_request(config: GesConnectionConfig, offset: int, limit: int) -> Request:
-    """``GET /v1.0/{project_id}/graphs?offset=&limit=``."""
+#: The path prefix of each API version.
+_PREFIX = {"v1": "/v1.0", "v2": "/v2"}
+
+
+def _graphs_path(config: GesConnectionConfig, version: str | None = None) -> str:
+    """``/v1.0/{project_id}/graphs`` or ``/v2/{project_id}/graphs`` (the connection's ``api_version``,
+    unless a v2-only call asks for ``version``)."""
     project = check_path_param("project_id", config.project_id)
-    return Request("GET", config.endpoint, f"/v1.0/{project}/graphs", {"offset": offset, "limit": limit})
+    return f"{_PREFIX[version or config.api_version]}/{project}/graphs"
+
+
+def _graph_path(config: GesConnectionConfig, graph_id: str, version: str | None = None) -> str:
+    return f"{_graphs_path(config, version)}/{check_path_param('graph_id', graph_id)}"
+
+
+def list_graphs_request(config: GesConnectionConfig, offset: int, limit: int) -> Request:
+    """``GET /{v}/{project_id}/graphs?offset=&limit=``."""
+    return Request("GET", config.endpoint, _graphs_path(config), {"offset": offset, "limit": limit})
 
 
 def list_backups_request(
     config: GesConnectionConfig, graph_id: str | None, offset: int, limit: int
 ) -> Request:
-    """``GET /v1.0/{project_id}/graphs[/{graph_id}]/backups?offset=&limit=``."""
-    project = check_path_param("project_id", config.project_id)
-    graph = "" if graph_id is None else "/" + check_path_param("graph_id", graph_id)
-    path = f"/v1.0/{project}/graphs{graph}/backups"
-    return Request("GET", config.endpoint, path, {"offset": offset, "limit": limit})
+    """``GET /{v}/{project_id}/graphs[/{graph_id}]/backups?offset=&limit=``."""
+    path = _graphs_path(config) if graph_id is None else _graph_path(config, graph_id)
+    return Request("GET", config.endpoint, path + "/backups", {"offset": offset, "limit": limit})
 
 
 def list_jobs_request(
     config: GesConnectionConfig, graph_name: str | None, offset: int, limit: int
 ) -> Request:
-    """``GET /v1.0/{project_id}/graphs/jobs?graph_name=&offset=&limit=`` (every job type of the project)."""
-    project = check_path_param("project_id", config.project_id)
+    """``GET /{v}/{project_id}/graphs/jobs?graph_name=&offset=&limit=`` (every job type of the project)."""
     params: dict[str, str | int] = {"offset": offset, "limit": limit}
     if graph_name:
         params["graph_name"] = graph_name
-    return Request("GET", config.endpoint, f"/v1.0/{project}/graphs/jobs", params)
-
-
-def _graph_path(config: GesConnectionConfig, graph_id: str) -> str:
-    project = check_path_param("project_id", config.project_id)
-    return f"/v1.0/{project}/graphs/{check_path_param('graph_id', graph_id)}"
+    return Request("GET", config.endpoint, _graphs_path(config) + "/jobs", params)
 
 
 def show_graph_request(config: GesConnectionConfig, graph_id: str) -> Request:
-    """``GET /v1.0/{project_id}/graphs/{graph_id}``."""
+    """``GET /{v}/{project_id}/graphs/{graph_id}``."""
     return Request("GET", config.endpoint, _graph_path(config, graph_id))
 
 
 def create_backup_request(config: GesConnectionConfig, graph_id: str) -> Request:
-    """``POST /v1.0/{project_id}/graphs/{graph_id}/backups`` (no body) -> ``{"jobId"}``."""
+    """``POST /{v}/{project_id}/graphs/{graph_id}/backups`` (no body) -> ``{"jobId"}`` (v2: ``job_id``)."""
     return Request("POST", config.endpoint, _graph_path(config, graph_id) + "/backups")
 
 
 def delete_backup_request(config: GesConnectionConfig, graph_id: str, backup_id: str) -> Request:
-    """``DELETE /v1.0/{project_id}/graphs/{graph_id}/backups/{backup_id}``."""
+    """``DELETE /{v}/{project_id}/graphs/{graph_id}/backups/{backup_id}``."""
     backup = check_path_param("backup_id", backup_id)
     return Request("DELETE", config.endpoint, f"{_graph_path(config, graph_id)}/backups/{backup}")
 
 
 def job_status_request(config: GesConnectionConfig, graph_id: str, job_id: str) -> Request:
-    """``GET /v1.0/{project_id}/graphs/{graph_id}/jobs/{job_id}/status``."""
+    """``GET /{v}/{project_id}/graphs/{graph_id}/jobs/{job_id}/status``."""
     job = check_path_param("job_id", job_id)
     return Request("GET", config.endpoint, f"{_graph_path(config, graph_id)}/jobs/{job}/status")
 
@@ -127,7 +133,8 @@ def job_status_request(config: GesConnectionConfig, graph_id: str, job_id: str) 
 def graph_action_request(
     config: GesConnectionConfig, graph_id: str, action: str, backup_id: str | None = None
 ) -> Request:
-    """``POST /v1.0/{project_id}/graphs/{graph_id}/action?action_id=stop|start`` -> ``{"jobId"}``.
+    """Stop or start a graph -> ``{"jobId"}``: v1 ``POST .../graphs/{graph_id}/action?action_id=stop|start``,
+    v2 ``POST .../graphs/{graph_id}/stop|start``.
 
     A start with ``backup_id`` sends the SDK's ``StartGraphReq`` body ``{"graph_backup_id": ...}``:
     the graph then starts from that backup (GES's restore). Stop, and a plain start, send no body.
@@ -137,5 +144,36 @@ def graph_action_request(
     if backup_id is not None and action != "start":
         raise ValueError("only a start can name a backup")
     body = None if backup_id is None else {"graph_backup_id": check_path_param("backup_id", backup_id)}
-    path = _graph_path(config, graph_id) + "/action"
-    return Request("POST", config.endpoint, path, {"action_id": action}, body)
+    path = _graph_path(config, graph_id)
+    if config.api_version == "v2":
+        return Request("POST", config.endpoint, f"{path}/{action}", {}, body)
+    return Request("POST", config.endpoint, path + "/action", {"action_id": action}, body)
+
+
+# --- v2 only: whatever ``api_version`` says ------------------------------------------------------
+
+
+def export_backup_request(
+    config: GesConnectionConfig, graph_id: str, backup_id: str, export_path: str
+) -> Request:
+    """``POST /v2/{project_id}/graphs/{graph_id}/backups/export`` ``{backup_id, export_path}``
+    -> ``{job_id}``."""
+    body = {"backup_id": check_path_param("backup_id", backup_id), "export_path": export_path}
+    return Request("POST", config.endpoint, _graph_path(config, graph_id, "v2") + "/backups/export", {}, body)
+
+
+def import_backup_request(config: GesConnectionConfig, graph_id: str, import_path: str) -> Request:
+    """``POST /v2/{project_id}/graphs/{graph_id}/backups/import`` ``{import_path}`` -> ``{job_id}``."""
+    path = _graph_path(config, graph_id, "v2") + "/backups/import"
+    return Request("POST", config.endpoint, path, {}, {"import_path": import_path})
+
+
+def backup_files_request(config: GesConnectionConfig, graph_id: str, backup_id: str) -> Request:
+    """``GET /v2/{project_id}/graphs/{graph_id}/backup-files?backup_id=`` -> ``{bucket, files}``."""
+    params = {"backup_id": check_path_param("backup_id", backup_id)}
+    return Request("GET", config.endpoint, _graph_path(config, graph_id, "v2") + "/backup-files", params)
+
+
+def quotas_request(config: GesConnectionConfig) -> Request:
+    """``GET /v2/{project_id}/graphs/quotas`` -> ``{"quotas": {"resources": [{type, available}]}}``."""
+    return Request("GET", config.endpoint, _graphs_path(config, "v2") + "/quotas")

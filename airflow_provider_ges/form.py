@@ -35,6 +35,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "password: IAM user + password (token). aksk: Access Key + Secret Key (signed).",
         "schema": {"type": ["string", "null"], "enum": ["password", "aksk"], "default": "password"},
     },
+    "api_version": {
+        "label": "API version",
+        "description": "v1 (default) or v2, the current API. Export and import always use v2.",
+        "schema": {"type": ["string", "null"], "enum": ["v1", "v2"], "default": "v1"},
+    },
     "verify": {
         "label": "Verify TLS",
         "description": "true (default), false, or the path of a CA bundle file.",

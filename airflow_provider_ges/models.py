@@ -35,6 +35,11 @@ def datetime_to_ms(value: datetime) -> int:
 CodeText = Annotated[str, Field(coerce_numbers_to_str=True)]
 
 
+def _wire(v1: str, v2: str) -> Any:
+    """A field read from its v1 (camelCase) or v2 (snake_case) key, written back under the v1 one."""
+    return Field(default=None, validation_alias=AliasChoices(v1, v2), serialization_alias=v1)
+
+
 class Backup(BaseModel):
     """One backup as ``GET .../graphs/backups`` returns it.
 
@@ -43,29 +48,35 @@ class Backup(BaseModel):
     gives back the API's own field names.
     """
 
-    # pydantic-core reads the ms timestamps itself (no Python validator per backup: the hot path)
+    # pydantic-core reads the ms timestamps itself (no Python validator per backup: the hot path).
+    # Not by field name: v2's text ``start_time`` must not fill the ``start_time`` timestamp field.
     model_config = ConfigDict(
-        extra="allow", populate_by_name=True, frozen=True, val_temporal_unit="milliseconds"
+        extra="allow",
+        validate_by_name=False,
+        validate_by_alias=True,
+        serialize_by_alias=False,
+        frozen=True,
+        val_temporal_unit="milliseconds",
     )
 
     id: str = Field(min_length=1)
     name: str | None = None
-    backup_method: BackupMethod | str | None = Field(default=None, alias="backupMethod")
-    graph_id: str | None = Field(default=None, alias="graphId")
+    backup_method: BackupMethod | str | None = _wire("backupMethod", "backup_method")
+    graph_id: str | None = _wire("graphId", "graph_id")
     graph_name: str | None = Field(
         default=None,
         validation_alias=AliasChoices("graph_name", "graphName"),
         serialization_alias="graph_name",
     )
-    graph_status: CodeText | None = Field(default=None, alias="graphStatus")
-    graph_size_type_index: CodeText | None = Field(default=None, alias="graphSizeTypeIndex")
-    data_store_version: str | None = Field(default=None, alias="dataStoreVersion")
+    graph_status: CodeText | None = _wire("graphStatus", "graph_status")
+    graph_size_type_index: CodeText | None = _wire("graphSizeTypeIndex", "graph_size_type_index")
+    data_store_version: str | None = _wire("dataStoreVersion", "data_store_version")
     arch: str | None = None
     status: BackupStatus | str | None = None
-    start_time: AwareDatetime | None = Field(default=None, alias="startTimestamp")
-    start_time_text: str | None = Field(default=None, alias="startTime")
-    end_time: AwareDatetime | None = Field(default=None, alias="endTimestamp")
-    end_time_text: str | None = Field(default=None, alias="endTime")
+    start_time: AwareDatetime | None = _wire("startTimestamp", "start_timestamp")
+    start_time_text: str | None = _wire("startTime", "start_time")
+    end_time: AwareDatetime | None = _wire("endTimestamp", "end_timestamp")
+    end_time_text: str | None = _wire("endTime", "end_time")
     size: int | None = None
     duration: int | None = None
     encrypted: bool | None = None
@@ -97,7 +108,7 @@ class Backup(BaseModel):
 
 
 class BackupPage(BaseModel):
-    """One page of a backup listing (v1 camelCase or v2 snake_case keys)."""
+    """One page of a backup listing (v1 camelCase or v2 snake_case keys, in the page and its items)."""
 
     # ids, names and times are unique per backup: caching only the keys parses a page ~4% faster
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True, cache_strings="keys")
@@ -403,3 +414,47 @@ class JobPage(BaseModel):
 
 
 _ANY = BackupFilter()
+
+
+class BackupFile(BaseModel):
+    """One file of a backup (``GET /v2/.../backup-files``). The link is a credential: never in a repr."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str | None = None
+    size: int | None = None  # KB
+    download_link: str | None = Field(default=None, repr=False)
+    link_expired_time: str | None = None
+
+
+class BackupFiles(BaseModel):
+    """A backup's files and where they are: ``{bucket, files: [...]}``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    bucket: str | None = None
+    files: list[BackupFile] = Field(default_factory=list)
+
+
+class QuotaResource(BaseModel):
+    """One resource of ``GET /v2/{project_id}/graphs/quotas``: ``type`` (graph, backup, metadata) and
+    how many are ``available``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str | None = None
+    available: int | None = None
+
+
+class _Quotas(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    resources: list[QuotaResource] = Field(default_factory=list)
+
+
+class QuotasReply(BaseModel):
+    """``{"quotas": {"resources": [...]}}``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    quotas: _Quotas = Field(default_factory=_Quotas)

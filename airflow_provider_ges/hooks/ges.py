@@ -24,13 +24,18 @@ from airflow_provider_ges._compat import amask_secret, mask_secret
 from airflow_provider_ges.auth import TOKEN_CACHE, TokenKey
 from airflow_provider_ges.connection import GesConnectionConfig
 from airflow_provider_ges.endpoints import (
+    Request,
+    backup_files_request,
     create_backup_request,
     delete_backup_request,
+    export_backup_request,
     graph_action_request,
+    import_backup_request,
     job_status_request,
     list_backups_request,
     list_graphs_request,
     list_jobs_request,
+    quotas_request,
     show_graph_request,
     token_request,
 )
@@ -40,6 +45,7 @@ from airflow_provider_ges.form import field_behaviour, form_widgets
 from airflow_provider_ges.gate import GraphListing, Verdict, Watch, graph_id_named
 from airflow_provider_ges.models import (
     Backup,
+    BackupFiles,
     BackupFilter,
     BackupPage,
     Graph,
@@ -48,6 +54,8 @@ from airflow_provider_ges.models import (
     Job,
     JobCreated,
     JobPage,
+    QuotaResource,
+    QuotasReply,
     Token,
 )
 from airflow_provider_ges.plans import (
@@ -186,22 +194,25 @@ class _GesHookBase(BaseHook):
         return listing(page, JobPage, self._policy(config), DEFAULT_PAGE_SIZE)
 
     def _create_backup_plan(self, config: GesConnectionConfig, graph_id: str) -> Plan[JobCreated]:
-        return call(
-            create_backup_request(config, graph_id),
-            partial(parse_json, JobCreated),
-            self._policy(config),
-            retry_on=resend_is_safe,
-        )
+        return self._job_start_plan(config, create_backup_request(config, graph_id))
 
     def _graph_action_plan(
         self, config: GesConnectionConfig, graph_id: str, action: str, backup_id: str | None = None
     ) -> Plan[JobCreated]:
-        return call(
-            graph_action_request(config, graph_id, action, backup_id),
-            partial(parse_json, JobCreated),
-            self._policy(config),
-            retry_on=resend_is_safe,
-        )
+        return self._job_start_plan(config, graph_action_request(config, graph_id, action, backup_id))
+
+    def _job_start_plan(self, config: GesConnectionConfig, request: Request) -> Plan[JobCreated]:
+        """A call that starts a job: retried only where a resend cannot start a second one."""
+        return call(request, partial(parse_json, JobCreated), self._policy(config), retry_on=resend_is_safe)
+
+    def _backup_files_plan(
+        self, config: GesConnectionConfig, graph_id: str, backup_id: str
+    ) -> Plan[BackupFiles]:
+        request = backup_files_request(config, graph_id, backup_id)
+        return call(request, partial(parse_json, BackupFiles), self._policy(config))
+
+    def _quotas_plan(self, config: GesConnectionConfig) -> Plan[QuotasReply]:
+        return call(quotas_request(config), partial(parse_json, QuotasReply), self._policy(config))
 
     def _delete_backup_plan(self, config: GesConnectionConfig, graph_id: str, backup_id: str) -> Plan[None]:
         yield from call(
@@ -456,6 +467,29 @@ class GesHook(_GesHookBase):
         replaced: GES's restore). The job's id. Retried only on 429/503."""
         return self._run(lambda config: self._graph_action_plan(config, graph_id, "start", backup_id)).job_id
 
+    def export_backup(self, graph_id: str, backup_id: str, export_path: str) -> str:
+        """Export a backup to OBS (``export_path``, v2 only); the job's id. Retried only on 429/503."""
+        request = export_backup_request(self.config, graph_id, backup_id, export_path)
+        return self._run(lambda config: self._job_start_plan(config, request)).job_id
+
+    def import_backup(self, graph_id: str, import_path: str) -> str:
+        """Import a backup from OBS (``import_path``, v2 only) as a backup of the graph (method
+        ``import``); the job's id. Retried only on 429/503."""
+        request = import_backup_request(self.config, graph_id, import_path)
+        return self._run(lambda config: self._job_start_plan(config, request)).job_id
+
+    def backup_download_links(self, graph_id: str, backup_id: str) -> BackupFiles:
+        """A backup's files with their download links (v2 only). Each link is a credential: it is
+        masked in the logs and kept out of reprs."""
+        files = self._run(lambda config: self._backup_files_plan(config, graph_id, backup_id))
+        for link in filter(None, (f.download_link for f in files.files)):
+            mask_secret(link)
+        return files
+
+    def get_quotas(self) -> list[QuotaResource]:
+        """The project's quotas (v2 only): each resource's ``type`` and how many are ``available``."""
+        return self._run(self._quotas_plan).quotas.resources
+
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call (a token, then a one-item listing). Never raises."""
         config: GesConnectionConfig | None = None
@@ -669,6 +703,27 @@ class GesAsyncHook(_GesHookBase):
     async def create_backup(self, graph_id: str) -> str:
         """Start a manual backup; the job's id (see ``GesHook.create_backup``)."""
         return (await self._run(lambda config: self._create_backup_plan(config, graph_id))).job_id
+
+    async def export_backup(self, graph_id: str, backup_id: str, export_path: str) -> str:
+        """Export a backup to OBS; the job's id (see ``GesHook.export_backup``)."""
+        request = export_backup_request(await self.get_config(), graph_id, backup_id, export_path)
+        return (await self._run(lambda config: self._job_start_plan(config, request))).job_id
+
+    async def import_backup(self, graph_id: str, import_path: str) -> str:
+        """Import a backup from OBS; the job's id (see ``GesHook.import_backup``)."""
+        request = import_backup_request(await self.get_config(), graph_id, import_path)
+        return (await self._run(lambda config: self._job_start_plan(config, request))).job_id
+
+    async def backup_download_links(self, graph_id: str, backup_id: str) -> BackupFiles:
+        """A backup's files with their (masked) download links (see ``GesHook.backup_download_links``)."""
+        files = await self._run(lambda config: self._backup_files_plan(config, graph_id, backup_id))
+        for link in filter(None, (f.download_link for f in files.files)):
+            await amask_secret(link)
+        return files
+
+    async def get_quotas(self) -> list[QuotaResource]:
+        """The project's quotas (see ``GesHook.get_quotas``)."""
+        return (await self._run(self._quotas_plan)).quotas.resources
 
     async def delete_backup(self, graph_id: str, backup_id: str) -> None:
         """Delete one backup of a graph (see ``GesHook.delete_backup``)."""
