@@ -86,11 +86,11 @@ def started_since(when: datetime | None, anchor: datetime | None) -> bool:
     return anchor is not None and when is not None and when >= anchor - CLOCK_SLACK
 
 
-def job_action(job: Job) -> Literal["stop", "start", "backup"] | None:
+def job_action(job: Job) -> Literal["export", "import", "stop", "start", "backup"] | None:
     """What a job of the graph's job list did, from its name (``StopGraph``, ``StartGraph``,
-    ``BackupGraph``...); None for the rest (imports, exports, upgrades)."""
+    ``BackupGraph``, ``ExportBackup``, ``ImportBackup``...); None for the rest (upgrades...)."""
     name = (job.job_name or "").lower()
-    for action in ("stop", "start", "backup"):
+    for action in ("export", "import", "stop", "start", "backup"):
         if action in name:
             return action
     return None
@@ -275,16 +275,33 @@ class RestoreView:
     elsewhere: Backup | None = None
 
 
-def _backup_refusal(view: RestoreView, backup_id: str, graph: str) -> str | None:
-    backup = view.backup
+def backup_refusal(backup: Backup | None, backup_id: str, elsewhere: Backup | None = None) -> str | None:
+    """Why ``backup`` (as the graph's listing shows it; ``elsewhere``: listed for another graph) may
+    not be restored or exported: missing, another graph's, not ``success``; None when it may."""
     if backup is None:
-        other = view.elsewhere
-        if other is not None:
-            return f"backup {backup_id} belongs to graph {other.graph_name!r} (id {other.graph_id})"
+        if elsewhere is not None:
+            return f"backup {backup_id} belongs to graph {elsewhere.graph_name!r} (id {elsewhere.graph_id})"
         return f"it has no backup {backup_id!r}"
     if not backup.is_success:
         return f"backup {backup.name or backup.id!r} (id {backup.id}) is {backup.status}, not success"
     return None
+
+
+def plan_job(jobs: Sequence[Job], *, action: str, lost: bool = False) -> Step:
+    """An export or import from this run's jobs of that ``action`` (oldest first): ``done`` (the last
+    succeeded), ``wait`` (it runs), ``start`` (none, or the last failed) or ``lost`` (a reply was lost
+    and GES shows no such job: not sent again)."""
+    mine = [j for j in jobs if job_action(j) == action]
+    last = mine[-1] if mine else None
+    if last is not None and last.outcome == "success":
+        return Step("done", f"This run's {action} job {last.job_id} succeeded", job=last)
+    if last is not None and last.outcome == "waiting":
+        return Step("wait", f"Waiting for this run's {action} job {last.job_id}", job=last)
+    if lost and last is None:
+        return Step("lost", f"GES lists no {action} job it started")
+    return Step(
+        "start", "" if last is None else f"This run's {action} job {last.job_id} failed: starting anew"
+    )
 
 
 def plan_restore(view: RestoreView, *, backup_id: str, graph: str) -> Step:
@@ -331,7 +348,7 @@ def plan_restore(view: RestoreView, *, backup_id: str, graph: str) -> Step:
             return Step(
                 "refuse", f"Not restoring {where}: this run's start failed ({last_start.describe(graph)})"
             )
-    refusal = _backup_refusal(view, backup_id, graph)
+    refusal = backup_refusal(view.backup, backup_id, view.elsewhere)
     stopping = last_stop is not None and last_stop.outcome != "failed"  # the run stopped the graph
     if refusal is not None and not stopping:
         return Step("refuse", f"Not restoring {where}: {refusal}; the graph is untouched")

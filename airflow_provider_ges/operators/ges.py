@@ -20,6 +20,7 @@ from airflow_provider_ges.lifecycle import (
     RestoreView,
     Step,
     after_lost_reply,
+    backup_refusal,
     check_id,
     check_one_graph,
     check_positive,
@@ -28,6 +29,7 @@ from airflow_provider_ges.lifecycle import (
     find_new_backup,
     job_action,
     plan_create,
+    plan_job,
     plan_restore,
     prune_table,
     resolve_graph_id,
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_ges.hooks.ges import GesHook
-    from airflow_provider_ges.models import Backup, Job, JobCreated
+    from airflow_provider_ges.models import Backup, Graph, Job, JobCreated
 
 T = TypeVar("T")
 
@@ -316,6 +318,7 @@ class GesCreateBackupOperator(_WaitingGraphOperator):
         if step.action == "create":
             if step.message:
                 self.log.info("%s", step.message)
+            self._check_quota(graph)
             asked = datetime.now(timezone.utc)
             try:
                 reply = self.hook.start_backup(graph_id)
@@ -337,6 +340,20 @@ class GesCreateBackupOperator(_WaitingGraphOperator):
         if step.action == "done":
             return step.backup.to_api() if self.wait_for_completion else None
         return self._attach(graph_id, step.backup) if self.wait_for_completion else None
+
+    def _check_quota(self, graph: str) -> None:
+        """Fail before the create when the project has no backup slot left (``GET .../quotas``)."""
+        try:
+            quotas = self.hook.get_quotas()
+        except GesApiError as err:  # an API without quotas, or GES failing: the create tells
+            self.log.warning("Cannot read the backup quota (%s): creating without checking it", err)
+            return
+        quota = next((q for q in quotas if q.type == "backup"), None)
+        if quota is not None and quota.available is not None and quota.available <= 0:
+            raise AirflowFailException(
+                f"Cannot back up {graph}: no backup slot is left (quota 'backup': {quota.available}"
+                " available); delete old backups first, e.g. with GesPruneBackupsOperator"
+            )
 
     def _after_lost_create(self, graph_id: str, before: list[str], asked: datetime, err: GesApiError) -> Step:
         """The step after a create whose reply was lost (or GES.7002): from the listing, never a resend."""
@@ -626,7 +643,196 @@ def prune_method(value: str | None, *, rendered: bool = False) -> BackupMethod |
     return choice("backup_method", value.strip(), BackupMethod)
 
 
-class GesRestoreGraphOperator(_WaitingGraphOperator):
+class _JobOperator(_WaitingGraphOperator):
+    """An export or import: one job of the graph, adopted on a retry (``lifecycle.plan_job``)."""
+
+    def run_jobs(
+        self, graph: Graph, anchor: datetime, started: Sequence[str], actions: set[str]
+    ) -> list[Job]:
+        """The graph's jobs of ``actions`` since ``anchor`` (this run's), oldest first, with the ones
+        this try started should the job list not show them yet."""
+        jobs = {
+            j.id: j
+            for j in self.hook.list_jobs(graph.name)
+            if j.related_graph in (graph.name, None)
+            and job_action(j) in actions
+            and started_since(j.begin_time, anchor)
+        }
+        for job_id in started:
+            if job_id not in jobs:
+                jobs[job_id] = self.hook.get_job(graph.id, job_id)
+        return sorted(jobs.values(), key=lambda j: j.begin_time or datetime.max.replace(tzinfo=timezone.utc))
+
+    def run_job(
+        self, context: Context, graph: Graph, action: str, send: Callable[[], str], **echo: Any
+    ) -> Job:
+        """This run's ``action`` job: adopted (done or running) or started by ``send``, then waited for
+        (deferred: resumes in ``execute_complete`` with ``echo``). A lost reply is followed by a read."""
+        anchor = run_anchor(context)
+        started: list[str] = []
+        lost = False
+        while True:
+            step = plan_job(self.run_jobs(graph, anchor, started, {action}), action=action, lost=lost)
+            if step.message:
+                self.log.info("%s", step.message)
+            if step.action == "lost":
+                raise RuntimeError(f"{step.message} after its reply was lost: not sending it again")
+            if step.job is not None:
+                job_id = step.job.job_id or ""
+                break
+            try:
+                job_id = send()
+            except GesApiError as err:
+                if not err.transient or lost:
+                    raise AirflowFailException(
+                        f"GES refused the {action} of {self.graph_label(graph.id)}: {err}"
+                    ) from None
+                self.log.warning("The %s's reply was lost (%s): reading GES's jobs", action, err)
+                lost = True
+                continue
+            started.append(job_id)
+            break
+        context["ti"].xcom_push(key="job_id", value=job_id)
+        if step.action == "done":
+            assert step.job is not None
+            return step.job
+        self.log.info("%s of %s: job %s", action.capitalize(), self.graph_label(graph.id), job_id)
+        if self.deferrable:
+            self.defer_job(graph.id, job_id, "execute_complete", **echo)
+        return self.wait_job(graph.id, job_id)
+
+    def checked_backup(self, graph_id: str, backup_id: str, what: str) -> Backup:
+        backups = list(self.hook.iter_backups(graph_id))
+        backup = next((b for b in backups if b.id == backup_id), None)
+        elsewhere = (
+            None
+            if backup is not None
+            else next((b for b in self.hook.iter_backups() if b.id == backup_id), None)
+        )
+        refusal = backup_refusal(backup, backup_id, elsewhere)
+        if refusal is not None:
+            raise AirflowFailException(f"Not {what} {self.graph_label(graph_id)}: {refusal}")
+        assert backup is not None
+        return backup
+
+
+def check_path(name: str, value: Any, *, rendered: bool = False) -> str:
+    """A non-empty OBS path (``bucket/dir``); a template is let through at construction."""
+    if not isinstance(value, str) or not value.strip():
+        when = "rendered to" if rendered else "is"
+        raise ValueError(f"{name} {when} {value!r}: give an OBS path such as 'my-bucket/ges-backups'")
+    return value.strip()
+
+
+class GesExportBackupOperator(_JobOperator):
+    """Copy a backup of a graph out of GES, to an OBS path (GES API v2), and wait for the export job.
+
+    Checks first that the backup is the graph's and succeeded; then asks GES to export it to
+    ``export_path`` and waits for the job (in the worker, or deferred through ``GesJobTrigger``). A
+    path GES refuses fails with GES's message. Safe to retry: a retry adopts the export job its run
+    started (``lifecycle.plan_job``); a lost reply is followed by a read of the jobs, never a resend.
+    Returns ``{"job": <the job>, "backup_id": ..., "export_path": ...}``; pushes ``job_id``.
+
+    :param graph_id: the graph's id (give this or ``graph_name``). Templated.
+    :param graph_name: the graph's name. Templated.
+    :param backup_id: the backup to export. Templated.
+    :param export_path: the OBS path (``bucket/dir``). Templated.
+    """
+
+    template_fields: Sequence[str] = ("graph_id", "graph_name", "backup_id", "export_path", "ges_conn_id")
+
+    def __init__(self, *, backup_id: str, export_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backup_id = check_id("backup_id", backup_id)
+        self.export_path = check_path("export_path", export_path)
+
+    def execute(self, context: Context) -> Any:
+        try:
+            backup_id = check_id("backup_id", self.backup_id, rendered=True)
+            path = check_path("export_path", self.export_path, rendered=True)
+        except ValueError as err:
+            raise AirflowFailException(f"Not exporting: {err}") from None
+        graph_id = self.resolve_graph()
+        self.checked_backup(graph_id, backup_id, "exporting")
+        graph = self.hook.get_graph(graph_id)
+        echo = {"backup_id": backup_id, "export_path": path}
+        job = self.run_job(
+            context, graph, "export", lambda: self.hook.export_backup(graph_id, backup_id, path), **echo
+        )
+        return self._exported(job, echo)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the export job: the result, or raise on anything but success."""
+        from airflow_provider_ges.models import Job
+
+        return self._exported(Job.model_validate(event_result(event, "job")), event["echo"])
+
+    def _exported(self, job: Job, echo: dict[str, Any]) -> dict[str, Any]:
+        self.log.info("Backup %s exported to %s (job %s)", echo["backup_id"], echo["export_path"], job.job_id)
+        return {"job": job.to_api(), **echo}
+
+
+class GesImportBackupOperator(_JobOperator):
+    """Bring a backup into GES from an OBS path (GES API v2) as a backup of a graph; wait for it.
+
+    Asks GES to import ``import_path`` (a backup exported before, e.g. by
+    ``GesExportBackupOperator``, perhaps in another region or account) and waits for the job (worker
+    or deferred); returns the new backup (method ``import``) as the API's dict: the import backup
+    that was not listed (as finished) before the import. Safe to retry: a retry adopts the import
+    job its run started; one that finished in an earlier try is reported, not imported again
+    (imports carry the original's timestamps, so only the job tells which is this run's).
+
+    :param graph_id: the graph's id (give this or ``graph_name``). Templated.
+    :param graph_name: the graph's name. Templated.
+    :param import_path: the OBS path of the exported backup. Templated.
+    """
+
+    template_fields: Sequence[str] = ("graph_id", "graph_name", "import_path", "ges_conn_id")
+
+    def __init__(self, *, import_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.import_path = check_path("import_path", import_path)
+
+    def execute(self, context: Context) -> Any:
+        try:
+            path = check_path("import_path", self.import_path, rendered=True)
+        except ValueError as err:
+            raise AirflowFailException(f"Not importing: {err}") from None
+        graph_id = self.resolve_graph()
+        graph = self.hook.get_graph(graph_id)
+        done = sorted(b.id for b in self.hook.iter_backups(graph_id) if b.status != BackupStatus.BACKING_UP)
+        job = self.run_job(
+            context, graph, "import", lambda: self.hook.import_backup(graph_id, path), before=done, path=path
+        )
+        return self._imported(graph_id, job, done, path)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the import job: the new backup, or raise on anything but success."""
+        from airflow_provider_ges.models import Job
+
+        job = Job.model_validate(event_result(event, "job"))
+        return self._imported(event["graph_id"], job, event["echo"]["before"], event["echo"]["path"])
+
+    def _imported(self, graph_id: str, job: Job, before: list[str], path: str) -> dict[str, Any]:
+        for look in range(NEW_BACKUP_LOOKS):
+            new = [
+                b
+                for b in self.hook.iter_backups(graph_id)
+                if b.id not in before and b.backup_method == BackupMethod.IMPORT and b.is_success
+            ]
+            if len(new) == 1:
+                self.log.info("Imported %s as backup %s (id %s)", path, new[0].name, new[0].id)
+                return new[0].to_api()
+            if look + 1 < NEW_BACKUP_LOOKS:
+                time.sleep(LISTING_PAUSE)
+        raise AirflowFailException(
+            f"The import job {job.job_id} of {self.graph_label(graph_id)} succeeded, but"
+            f" {len(new)} new import backups are listed (an earlier try's import, or another import"
+            " meanwhile): see the graph's backups; not importing again"
+        )
+
+
+class GesRestoreGraphOperator(_JobOperator):
     """Restoring throws away the graph's current data: it starts the graph from a backup.
 
     Checks first, before touching the graph, that the backup exists, belongs to that graph and
@@ -684,27 +890,12 @@ class GesRestoreGraphOperator(_WaitingGraphOperator):
 
     def _observe(self, graph_id: str, backup_id: str, anchor: datetime, started: list[str]) -> RestoreView:
         graph = self.hook.get_graph(graph_id)
-        backups = list(self.hook.iter_backups(graph_id))
-        backup = next((b for b in backups if b.id == backup_id), None)
-        elsewhere = (
-            None
-            if backup is not None
-            else next((b for b in self.hook.iter_backups() if b.id == backup_id), None)
-        )
-        jobs = {
-            j.id: j
-            for j in self.hook.list_jobs(graph.name)
-            if j.related_graph in (graph.name, None)
-            and job_action(j) in ("stop", "start")
-            and started_since(j.begin_time, anchor)
-        }
-        for job_id in started:  # this try's own jobs, should the job list not show them yet
-            if job_id not in jobs:
-                jobs[job_id] = self.hook.get_job(graph_id, job_id)
-        ordered = sorted(
-            jobs.values(), key=lambda j: j.begin_time or datetime.max.replace(tzinfo=timezone.utc)
-        )
-        return RestoreView(str(graph.status), backup, ordered, elsewhere)
+        backup = next((b for b in self.hook.iter_backups(graph_id) if b.id == backup_id), None)
+        elsewhere = None
+        if backup is None:
+            elsewhere = next((b for b in self.hook.iter_backups() if b.id == backup_id), None)
+        jobs = self.run_jobs(graph, anchor, started, {"stop", "start"})
+        return RestoreView(str(graph.status), backup, jobs, elsewhere)
 
     def _reconcile(
         self, context: Context, graph_id: str, backup_id: str, anchor: datetime, started: list[str]
