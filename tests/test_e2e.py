@@ -194,6 +194,8 @@ def test_example_dags_import_without_touching_connections(monkeypatch: pytest.Mo
         "example_ges_backup_gate",
         "example_ges_list_backups",
         "example_ges_backup_then_etl",
+        "example_ges_delete_backup",
+        "example_ges_export_backup",
         "example_ges_prune_backups",
         "example_ges_restore_graph",
         "example_ges_wait_for_job",
