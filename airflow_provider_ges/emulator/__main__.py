@@ -52,6 +52,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.DEFAULT_GRAPH_ACTION_DURATION,
         help="seconds a stop/start runs",
     )
+    add(
+        "--export-duration",
+        type=float,
+        default=d.DEFAULT_EXPORT_DURATION,
+        metavar="S",
+        help="seconds a v2 export runs",
+    )
+    add(
+        "--import-duration",
+        type=float,
+        default=d.DEFAULT_IMPORT_DURATION,
+        metavar="S",
+        help="seconds a v2 import runs",
+    )
+    add(
+        "--link-ttl",
+        type=float,
+        default=d.DEFAULT_LINK_TTL,
+        metavar="S",
+        help="seconds a download link is valid",
+    )
+    add(
+        "--project-backup-quota",
+        type=int,
+        metavar="N",
+        help="backups the project may have before create or import is refused",
+    )
     add("--job-pending", type=float, default=0.0, metavar="S", help="seconds a new job waits before running")
     add("--job-wait-state", choices=JOB_WAIT_STATES, default="pending", help="what a waiting job shows")
     add("--control", action="store_true", help="serve the control API (/__emulator__/..., loopback only)")
@@ -107,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         graph_action_duration=args.graph_action_duration,
         job_pending=args.job_pending,
         job_wait_state=args.job_wait_state,
+        export_duration=args.export_duration,
+        import_duration=args.import_duration,
+        link_ttl=args.link_ttl,
+        project_backup_quota=args.project_backup_quota,
         graph_names=[name for name in args.graph_names.split(",") if name],
         control=args.control,
     )

@@ -16,6 +16,12 @@ token, no faults, not counted. Bodies and replies are JSON; errors are ``{"error
 - ``POST fail-next-job`` ``{graph?, reason?}`` -> ``{graph_id, reason}``
 - ``GET settings``, ``PUT settings`` ``{job_wait_state?, job_pending?, graph_action_duration?,
   backup_duration?}`` -> the settings, after the change
+- ``GET backup-settings``, ``PUT backup-settings`` ``{export_duration?, import_duration?, link_ttl?,
+  backup_quota?, project_backup_quota?}`` (a quota given as null: no quota) -> those settings, after
+  the change
+- ``GET exports`` -> ``[{backup_id, path}]``, oldest first (see ``GesEmulator.exports``)
+- ``POST exports`` ``{path, backup_id?}`` -> ``{backup_id, path}`` (see ``GesEmulator.add_export``)
+- ``POST expire-links`` -> ``{"expired": n}``: every download link issued so far expires
 """
 
 from __future__ import annotations
@@ -41,6 +47,16 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "graph_action_duration": (int, float),
     "backup_duration": (int, float),
 }
+#: The settings ``PUT backup-settings`` changes (numbers: seconds, >= 0; quotas: int >= 0 or null).
+BACKUP_SETTINGS: dict[str, type | tuple[type, ...]] = {
+    "export_duration": (int, float),
+    "import_duration": (int, float),
+    "link_ttl": (int, float),
+    "backup_quota": int,
+    "project_backup_quota": int,
+}
+#: The backup settings that take null ("no quota").
+NULLABLE_SETTINGS = frozenset({"backup_quota", "project_backup_quota"})
 
 
 class ControlError(Exception):
@@ -90,6 +106,11 @@ class Control:
             ("POST", r"fail-next-job", self._fail_next_job),
             ("GET", r"settings", lambda body, p: self._settings({}, p)),
             ("PUT", r"settings", self._settings),
+            ("GET", r"backup-settings", lambda body, p: self._backup_settings({}, p)),
+            ("PUT", r"backup-settings", self._backup_settings),
+            ("GET", r"exports", lambda body, p: [{"backup_id": b, "path": path} for b, path in emu.exports]),
+            ("POST", r"exports", self._add_export),
+            ("POST", r"expire-links", lambda body, p: {"expired": emu.expire_links()}),
         )
         self._routes = [
             (method, re.compile(f"{CONTROL_PREFIX}/{path}/?"), run) for method, path, run in handlers
@@ -187,3 +208,27 @@ class Control:
         for name, value in changes.items():
             setattr(self.emu, name, value)
         return {name: getattr(self.emu, name) for name in SETTINGS}
+
+    def _backup_settings(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        unknown = sorted(set(body) - set(BACKUP_SETTINGS))
+        if unknown:
+            raise ControlError(400, f"unknown setting {unknown[0]!r}; known: {', '.join(BACKUP_SETTINGS)}")
+        changes = {}
+        for name, kind in BACKUP_SETTINGS.items():
+            if name not in body or (body[name] is None and name not in NULLABLE_SETTINGS):
+                continue
+            value = _field(body, name, kind)
+            if value is not None and value < 0:
+                raise ControlError(400, f"field {name!r} must not be negative")
+            changes[name] = value
+        for name, value in changes.items():
+            setattr(self.emu, name, value)
+        return {name: getattr(self.emu, name) for name in BACKUP_SETTINGS}
+
+    def _add_export(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        backup_id = _field(body, "backup_id")
+        try:
+            path = self.emu.add_export(_field(body, "path", default=...), backup_id)
+        except KeyError:
+            raise ControlError(404, f"no backup {backup_id!r}") from None
+        return {"backup_id": backup_id, "path": path}

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .api import CONTROL_PREFIX
-from .control import SETTINGS
+from .control import BACKUP_SETTINGS, SETTINGS
 from .data import BACKUP_METHODS, BACKUP_STATUSES
 from .store import JOB_WAIT_STATES
 
@@ -26,9 +26,18 @@ class CtlError(Exception):
     """What to tell the user before exiting 2."""
 
 
-def call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One control call; the reply's JSON, or :class:`CtlError` saying what went wrong."""
-    data = None if body is None else json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+#: What ``--backup-quota none`` stands for: send null, "no quota".
+NO_QUOTA = "none"
+
+
+def call(
+    url: str, method: str, path: str, body: dict[str, Any] | None = None, keep_none: bool = False
+) -> Any:
+    """One control call; the reply's JSON, or :class:`CtlError` saying what went wrong. Fields that
+    are None are left out of ``body`` unless ``keep_none``."""
+    if body is not None and not keep_none:
+        body = {k: v for k, v in body.items() if v is not None}
+    data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
         f"{url.rstrip('/')}{CONTROL_PREFIX}/{path}",
         data=data,
@@ -99,7 +108,58 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_argument("--job-pending", type=float, help="seconds a new job shows that state")
     settings.add_argument("--graph-action-duration", type=float, help="seconds a stop/start runs")
     settings.add_argument("--backup-duration", type=float, help="seconds a new backup runs")
+    settings.add_argument(
+        "--export-duration", type=float, metavar="S", help="seconds a v2 export of a backup runs"
+    )
+    settings.add_argument(
+        "--import-duration", type=float, metavar="S", help="seconds a v2 import of a backup runs"
+    )
+    settings.add_argument(
+        "--link-ttl", type=float, metavar="S", help="seconds a new download link stays valid"
+    )
+    settings.add_argument(
+        "--backup-quota", type=_quota, metavar="N", help="backups a graph may have (N, or 'none')"
+    )
+    settings.add_argument(
+        "--project-backup-quota", type=_quota, metavar="N", help="backups the project may have (N, or 'none')"
+    )
+    commands.add_parser("exports", help="list the backups exported to OBS paths: [{backup_id, path}]")
+    export = commands.add_parser("add-export", help="put a backup at an OBS path, as if exported there")
+    export.add_argument("path", help="an OBS path, bucket/dir")
+    export.add_argument("--backup", dest="backup_id", help="the backup's ID (default: a foreign backup)")
+    commands.add_parser("expire-links", help="expire every download link issued so far")
     return parser
+
+
+def _quota(text: str) -> int | str:
+    """A quota argument: a non-negative integer, or 'none'."""
+    if text.lower() == NO_QUOTA:
+        return NO_QUOTA
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer or 'none', not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer or 'none', not {text!r}")
+    return value
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    """``settings``: change those given (both groups of settings), print them all."""
+    url = args.url
+    for name in (*SETTINGS, *BACKUP_SETTINGS):
+        value = getattr(args, name)
+        if isinstance(value, float) and value < 0:
+            raise CtlError(f"--{name.replace('_', '-')} must not be negative")
+    changes = {name: getattr(args, name) for name in BACKUP_SETTINGS if getattr(args, name) is not None}
+    body = {name: None if value == NO_QUOTA else value for name, value in changes.items()}
+    backup = (
+        call(url, "PUT", "backup-settings", body, keep_none=True)
+        if body
+        else call(url, "GET", "backup-settings")
+    )
+    jobs = call(url, "PUT", "settings", {name: getattr(args, name) for name in SETTINGS})
+    return {**jobs, **backup}
 
 
 def run(args: argparse.Namespace) -> Any:
@@ -124,7 +184,13 @@ def run(args: argparse.Namespace) -> Any:
     if command == "faults":
         return call(url, "PUT", "faults", {"spec": "" if args.clear else args.spec})
     if command == "settings":
-        return call(url, "PUT", "settings", {name: getattr(args, name) for name in SETTINGS})
+        return _settings(args)
+    if command == "exports":
+        return call(url, "GET", "exports")
+    if command == "add-export":
+        return call(url, "POST", "exports", {"path": args.path, "backup_id": args.backup_id})
+    if command == "expire-links":
+        return call(url, "POST", "expire-links")
     return call(url, "POST", "fail-next-job", {"graph": args.graph, "reason": args.reason})
 
 

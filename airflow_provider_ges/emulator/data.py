@@ -27,7 +27,8 @@ STOPPING_GRAPH_STATUS = "901"
 BACKING_UP_GRAPH_STATUS = "903"
 STARTING_GRAPH_STATUS = "920"
 BACKUP_STATUSES = ("backing_up", "success", "failed")
-BACKUP_METHODS = ("auto", "manual")
+#: "import": a backup imported from OBS (``POST /v2/.../backups/import``).
+BACKUP_METHODS = ("auto", "manual", "import")
 
 _WORDS = ("fraud", "social", "risk", "supply", "movie", "finance", "telecom", "iot", "road", "kg")
 _KINDS = ("graph", "network", "kb", "chain", "links")

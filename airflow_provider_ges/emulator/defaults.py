@@ -20,6 +20,11 @@ DEFAULT_SK = "EmulatorSecretKeyExample0123456789abcdef"
 DEFAULT_TOKEN_TTL = 24 * 3600.0
 #: Seconds a backup created through the API stays ``backing_up``.
 DEFAULT_BACKUP_DURATION = 5.0
+#: Seconds an export or an import of a backup (v2) runs.
+DEFAULT_EXPORT_DURATION = DEFAULT_BACKUP_DURATION
+DEFAULT_IMPORT_DURATION = DEFAULT_BACKUP_DURATION
+#: Seconds a download link of ``GET /v2/.../backup-files`` stays valid.
+DEFAULT_LINK_TTL = 300.0
 #: Seconds a graph takes to stop or to start.
 DEFAULT_GRAPH_ACTION_DURATION = 0.5
 #: Graphs and backups generated when no data file is given.

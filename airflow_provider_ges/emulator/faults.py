@@ -13,8 +13,10 @@ the token endpoint), ``ges7006`` (HTTP 400, GES.7006), ``drop`` (close the conne
 Keys: ``every=N`` fires on the Nth, 2Nth... matching request (default 1: every one); ``rate=P`` fires
 with probability P instead (seeded, so a run is reproducible); ``count=N`` fires at most N times;
 ``scope=`` which requests a rule sees: ``ges`` (every GES call, the default), ``list`` (the list calls:
-backups, graph backups, graphs, jobs), ``iam`` (the token endpoint), ``all``, or one call: ``create``
-(create backup), ``delete`` (delete backup), ``stop``, ``start`` or ``action`` (stop and start);
+backups, graph backups, graphs, jobs), ``iam`` (the token endpoint), ``all``, ``v1`` or ``v2`` (the GES
+calls of that API version), or one call, through either version: ``create`` (create backup), ``delete``
+(delete backup), ``stop``, ``start``, ``action`` (stop and start), ``export`` or ``import`` (v2's
+export and import of a backup);
 ``retry_after=S`` (429, default 1; fractions allowed); ``s=S`` (stall seconds, default 1); ``ms=N``
 (latency); ``after=1`` (``drop`` and ``500``/``502``/``504`` only): the call is carried out first and
 then its reply is lost, replaced by the fault. An ``after`` rule sees only the calls that succeeded.
@@ -32,7 +34,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 FAULT_KINDS = ("429", "500", "502", "503", "504", "ges7006", "drop", "stall", "html", "latency")
-SCOPES = ("ges", "list", "iam", "all", "create", "delete", "stop", "start", "action")
+SCOPES = (
+    "ges",
+    "list",
+    "iam",
+    "all",
+    "v1",
+    "v2",
+    "create",
+    "delete",
+    "stop",
+    "start",
+    "action",
+    "export",
+    "import",
+)
 #: The kinds that may replace the reply of a call already carried out (``after``).
 AFTER_KINDS = ("drop", "500", "502", "504")
 _INT_OPTIONS = frozenset({"every", "count"})

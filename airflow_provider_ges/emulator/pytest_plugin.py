@@ -1,7 +1,8 @@
 """pytest fixtures for the GES emulator (registered through the ``pytest11`` entry point).
 
-``ges_emulator``: a running :class:`GesEmulator` (2 graphs, 12 backups, seed 1, 0.5 s backups), one per
-test. Mark a test ``@pytest.mark.ges_emulator(**kwargs)`` to pass other ``GesEmulator`` arguments.
+``ges_emulator``: a running :class:`GesEmulator` (2 graphs, 12 backups, seed 1, 0.5 s backups, exports
+and imports), one per test. Mark a test ``@pytest.mark.ges_emulator(**kwargs)`` to pass other
+``GesEmulator`` arguments.
 ``ges_connection``: the same emulator with ``AIRFLOW_CONN_GES_DEFAULT`` set for the test.
 """
 
@@ -15,7 +16,14 @@ import pytest
 if TYPE_CHECKING:
     from . import GesEmulator
 
-FIXTURE_DEFAULTS: dict[str, Any] = {"graphs": 2, "backups": 12, "seed": 1, "backup_duration": 0.5}
+FIXTURE_DEFAULTS: dict[str, Any] = {
+    "graphs": 2,
+    "backups": 12,
+    "seed": 1,
+    "backup_duration": 0.5,
+    "export_duration": 0.5,
+    "import_duration": 0.5,
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:

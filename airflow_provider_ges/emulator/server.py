@@ -20,6 +20,7 @@ from . import defaults as d
 from .api import GesApi, Request, Response, Settings
 from .control import Control
 from .data import WireDict, generate, load, make_backup, make_graph, new_id
+from .errors import GesError
 from .faults import FaultRule, Faults, Hostile, as_faults
 from .store import Store
 
@@ -211,6 +212,10 @@ class GesEmulator:
         graph_action_duration: float = d.DEFAULT_GRAPH_ACTION_DURATION,
         job_pending: float = 0.0,
         job_wait_state: Literal["pending", "waiting"] = "pending",
+        export_duration: float = d.DEFAULT_EXPORT_DURATION,
+        import_duration: float = d.DEFAULT_IMPORT_DURATION,
+        link_ttl: float = d.DEFAULT_LINK_TTL,
+        project_backup_quota: int | None = None,
         graph_names: Sequence[str] = (),
         control: bool = False,
     ) -> None:
@@ -235,6 +240,10 @@ class GesEmulator:
             graph_action_duration=graph_action_duration,
             job_pending=job_pending,
             job_wait_state=job_wait_state,
+            export_duration=export_duration,
+            import_duration=import_duration,
+            link_ttl=link_ttl,
+            project_backup_quota=project_backup_quota,
         )
         settings = Settings(user, password, domain, project_id, region, ak, sk, max_clock_skew)
         self._api = GesApi(settings, self._store, as_faults(faults, seed), hostile or Hostile())
@@ -258,6 +267,7 @@ class GesEmulator:
             daemon=True,
         )
         self._thread.start()
+        self._api.base_url = self.url
         return self
 
     def stop(self) -> None:
@@ -380,7 +390,7 @@ class GesEmulator:
         graph: str,
         *,
         status: Literal["backing_up", "success", "failed"] = "success",
-        method: Literal["auto", "manual"] = "manual",
+        method: Literal["auto", "manual", "import"] = "manual",
         start: datetime | None = None,
         duration: int = 60,
         size: int = 128,
@@ -441,6 +451,32 @@ class GesEmulator:
         """``(graph_id, backup_id)`` of every start-from-backup the API accepted, oldest first."""
         return self._store.restores()
 
+    # --- exports, imports, download links (v2) ----------------------------------------------------
+
+    @property
+    def exports(self) -> list[tuple[str | None, str]]:
+        """``(backup_id, path)`` of every backup exported to an OBS path (a v2 export job that
+        succeeded, or :meth:`add_export`), oldest first; ``backup_id`` None: a foreign backup."""
+        return self._store.exports()
+
+    def add_export(self, path: str, backup_id: str | None = None) -> str:
+        """Put a backup at an OBS ``path`` as if it had been exported there, without a job:
+        ``backup_id``'s, or with None a foreign one (one exported elsewhere: imported, it gets times
+        of now). Returns the path as stored (no trailing '/'); an invalid path is a ValueError."""
+        try:
+            return self._store.add_export(path, backup_id)
+        except GesError as exc:
+            raise ValueError(exc.message) from None
+
+    def expire_links(self) -> int:
+        """Expire every download link issued so far (a GET on one is 403); returns how many."""
+        return self._store.expire_links()
+
+    def issued_links(self) -> list[str]:
+        """Every download link issued so far (expired ones too), oldest first: they carry tokens,
+        so tests can check logs and outputs for them."""
+        return self._store.links()
+
     # --- auth, faults, counters -------------------------------------------------------------------
 
     def issue_token(self) -> str:
@@ -460,6 +496,12 @@ class GesEmulator:
     backup_duration = _StoreSetting[float]("Seconds a backup created through the API runs.")
     backup_outcome = _StoreSetting[Literal["success", "failed"]]("How backups created through the API end.")
     backup_quota = _StoreSetting[int | None]("Backups a graph may have before create is 400 GES.7019.")
+    project_backup_quota = _StoreSetting[int | None](
+        "Backups the project may have (all graphs) before create or import is 400 GES.7019."
+    )
+    export_duration = _StoreSetting[float]("Seconds a v2 export of a backup runs.")
+    import_duration = _StoreSetting[float]("Seconds a v2 import of a backup runs.")
+    link_ttl = _StoreSetting[float]("Seconds a download link of v2's backup-files stays valid.")
     graph_action_duration = _StoreSetting[float]("Seconds a graph takes to stop or start.")
     job_pending = _StoreSetting[float]("Seconds a new job shows ``job_wait_state`` before ``running``.")
     job_wait_state = _StoreSetting[Literal["pending", "waiting"]](
@@ -487,7 +529,9 @@ class GesEmulator:
 
     @property
     def counters(self) -> dict[str, int]:
-        """Requests per endpoint (faulted and rejected ones included), ``requests``, ``not_found``,
+        """Requests per endpoint, through either API version (faulted and rejected ones included),
+        ``v1_requests`` and ``v2_requests`` (requests whose path is a v1 or a v2 one, routed or not),
+        ``download_file`` (GETs on download links), ``requests``, ``not_found``,
         ``tokens_issued``, ``auth_failures``, ``faults_injected`` (requests a non-latency fault hit),
         ``replies_lost`` (of those, ``after`` faults: replies lost after the call was carried out) and
         ``fault_<kind>`` (``fault_latency``: requests delayed)."""

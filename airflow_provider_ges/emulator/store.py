@@ -8,11 +8,17 @@ Graph states: a graph shows 903 (backing up) while one of its backups is ``backi
 stored as 200); stop moves 200 -> 901 -> 900 and start 900 -> 920 -> 200, each taking
 ``graph_action_duration``. A failed stop leaves the graph running (200), a failed start stopped (900).
 :meth:`Store.set_graph_status` sets any other status (e.g. 206 scaling out), optionally for a while.
+
+Both API versions read and change this one state (v2 replies are snake_case views, see :mod:`.v2`).
+v2's export job copies a successful backup to an OBS path (:meth:`Store.exports`); its import job
+adds a backup (``backupMethod`` "import", ``backing_up`` while it runs, so the graph shows 903) with
+the exported backup's times. Download links are random tokens valid ``link_ttl`` seconds.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import random
@@ -37,7 +43,9 @@ from .data import (
     random_size,
     set_status,
 )
+from .errors import GesError as GesError
 from .faults import FAULT_KINDS
+from .v2 import obs_path, snake_view
 
 ENDPOINTS = (
     "create_token",
@@ -50,10 +58,17 @@ ENDPOINTS = (
     "list_jobs",
     "show_graph",
     "graph_action",
+    "list_quotas",
+    "export_backup",
+    "import_backup",
+    "show_backup_files",
 )
 COUNTERS = (
     "requests",
+    "v1_requests",
+    "v2_requests",
     *ENDPOINTS,
+    "download_file",
     "not_found",
     "tokens_issued",
     "auth_failures",
@@ -71,15 +86,12 @@ _ACTIONS = {
 }
 GRAPH_ACTIONS = tuple(_ACTIONS)
 _MAX_CACHED_PAGES = 1024
+#: The bucket the backup files of ``GET /v2/.../backup-files`` are in, and the path their links use.
+BACKUP_BUCKET = "ges-emulator-backups"
+FILES_PREFIX = "/__files__"
+#: What the quotas reply shows for a resource without a limit (GES documents -1 as "unlimited").
+UNLIMITED = -1
 _TOKEN_BYTES = 1536  # about 2 KB of text, the order of a real IAM token
-
-
-class GesError(Exception):
-    """A GES error reply: ``{"errorCode": code, "errorMessage": message}`` with HTTP ``status``."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message, self.status = code, message, status
 
 
 def _refusal(action: str, status: str) -> GesError:
@@ -91,6 +103,14 @@ def _refusal(action: str, status: str) -> GesError:
     if action == "stop":
         return GesError("GES.7001", "The graph is not running.")
     return GesError("GES.7015", f"The graph is not stopped (status {status}).")
+
+
+def _obs_error(code: str, message: str) -> bytes:
+    """An OBS-style XML error body."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    ).encode()
 
 
 class TokenError(LookupError):
@@ -130,8 +150,16 @@ class Store:
         graph_action_duration: float = 0.5,
         job_pending: float = 0.0,
         job_wait_state: str = "pending",
+        export_duration: float = 5.0,
+        import_duration: float = 5.0,
+        link_ttl: float = 300.0,
+        project_backup_quota: int | None = None,
     ) -> None:
         self.backup_duration = backup_duration
+        self.export_duration = export_duration
+        self.import_duration = import_duration
+        self.link_ttl = link_ttl
+        self.project_backup_quota = project_backup_quota
         self.backup_outcome = backup_outcome
         self.token_ttl = token_ttl
         self.backup_quota = backup_quota
@@ -144,8 +172,8 @@ class Store:
         self._backups: dict[str, WireDict] = {}
         self._ids: list[str] = []
         self._ids_by_graph: dict[str, list[str]] = {}
-        self._blobs: dict[str, bytes] = {}
-        self._pages: dict[tuple[str | None, int, int], tuple[int, bytes]] = {}
+        self._blobs: dict[tuple[str, bool], bytes] = {}  # (backup ID, v2) -> its JSON
+        self._pages: dict[tuple[str | None, int, int, bool], tuple[int, bytes]] = {}
         self._running: dict[str, set[str]] = {}  # graph ID -> its backing_up backups
         self._timers: dict[tuple[str, str], tuple[float, Callable[[int], None]]] = {}
         self._next_due = math.inf
@@ -153,6 +181,10 @@ class Store:
         self._backup_jobs: dict[str, _Job] = {}
         self._failures: list[tuple[str | None, str | None]] = []
         self._restores: list[tuple[str, str]] = []
+        self._exports: list[tuple[str | None, str]] = []  # (backup ID or None, path), oldest first
+        self._exported: dict[str, WireDict | None] = {}  # OBS path -> the backup there (None: foreign)
+        self._links: dict[str, tuple[str, str, float]] = {}  # token -> (backup ID, file, expiry)
+        self._link_urls: list[str] = []
         self._tokens: dict[str, tuple[str, float]] = {}
         self._counters = dict.fromkeys(COUNTERS, 0)
         for graph in graphs:
@@ -295,15 +327,18 @@ class Store:
             self._apply_due()
             return copy.deepcopy(self._get_backup(backup_id))
 
-    def backup_page(self, graph_id: str | None, offset: int, limit: int) -> tuple[int, bytes]:
-        """The total and the comma-joined JSON of the backups at ``[offset, offset + limit)``."""
-        key = (graph_id, offset, limit)
+    def backup_page(
+        self, graph_id: str | None, offset: int, limit: int, v2: bool = False
+    ) -> tuple[int, bytes]:
+        """The total and the comma-joined JSON of the backups at ``[offset, offset + limit)``, in the
+        v1 wire form or (``v2``) the v2 one."""
+        key = (graph_id, offset, limit, v2)
         with self._lock:
             self._apply_due()
             page = self._pages.get(key)
             if page is None:
                 ids = self._scope(graph_id)
-                page = len(ids), b",".join(self._blob(i) for i in ids[offset : offset + limit])
+                page = len(ids), b",".join(self._blob(i, v2) for i in ids[offset : offset + limit])
                 if len(self._pages) >= _MAX_CACHED_PAGES:
                     self._pages.clear()
                 self._pages[key] = page
@@ -364,11 +399,7 @@ class Store:
                 raise GesError("GES.7002", "The graph is being backed up.")
             if graph["status"] != RUNNING_GRAPH_STATUS:
                 raise GesError("GES.7001", "The graph is not running.")
-            quota = self.backup_quota
-            if quota is not None and len(self._ids_by_graph[graph_id]) >= quota:
-                raise GesError(
-                    "GES.7019", f"The number of backups of the graph has reached the quota ({quota})."
-                )
+            self._check_quota(graph_id)
             job = self._new_job(graph_id, "BackupGraph", "Backing up the graph failed.")
             backup = make_backup(
                 graph, backup_id=new_id(), method="manual", status="backing_up", start_ms=job.begin_ms
@@ -412,6 +443,194 @@ class Store:
         """``(graph_id, backup_id)`` of every start-from-backup accepted, oldest first."""
         with self._lock:
             return list(self._restores)
+
+    # --- quotas, exports, imports and backup files (the v2 calls) ---------------------------------
+
+    def _check_quota(self, graph_id: str) -> None:
+        """GES.7019 when a new backup of the graph would go over ``backup_quota`` (per graph) or
+        ``project_backup_quota`` (the project's backups, of any graph, deleted ones' too)."""
+        quota = self.backup_quota
+        if quota is not None and len(self._ids_by_graph[graph_id]) >= quota:
+            raise GesError("GES.7019", f"The number of backups of the graph has reached the quota ({quota}).")
+        project_quota = self.project_backup_quota
+        if project_quota is not None and len(self._ids) >= project_quota:
+            raise GesError(
+                "GES.7019", f"The number of backups of the project has reached the quota ({project_quota})."
+            )
+
+    def backup_slots(self) -> int:
+        """How many more backups the project can hold: the quotas reply's ``backup`` ``available``
+        (``UNLIMITED``, -1, without a quota)."""
+        with self._lock:
+            self._apply_due()
+            limits = []
+            if self.backup_quota is not None:
+                quota = self.backup_quota
+                live = [g for g, graph in self._graphs.items() if graph["status"] != DELETED_GRAPH_STATUS]
+                limits.append(sum(max(0, quota - len(self._ids_by_graph[g])) for g in live))
+            if self.project_backup_quota is not None:
+                limits.append(max(0, self.project_backup_quota - len(self._ids)))
+            return min(limits) if limits else UNLIMITED
+
+    def export_backup(self, graph_id: str, backup_id: str, path: object) -> str:
+        """Export a successful backup of a live graph to an OBS path; return the job ID. The job runs
+        ``export_duration``; when it succeeds the path holds the backup (see :meth:`exports`)."""
+        with self._lock:
+            self._apply_due()
+            self._live_graph(graph_id)
+            path = obs_path("export_path", path)
+            backup = self._graph_backup(graph_id, backup_id)
+            if backup["status"] != "success":
+                raise GesError(
+                    "GES.0001", f"The parameter backup_id is invalid: the backup is {backup['status']}."
+                )
+            job = self._new_job(graph_id, "ExportBackup", "Exporting the backup failed.")
+
+            def finish(end_ms: int) -> None:
+                exported = self._backups.get(backup_id)
+                if exported is None and not job.fails:
+                    job.fails, job.reason = True, "The backup was deleted."
+                job.status, job.end_ms = ("failed" if job.fails else "success"), end_ms
+                if exported is not None and not job.fails:
+                    self._exported[path] = copy.deepcopy(exported)
+                    self._exports.append((backup_id, path))
+
+            self._schedule(("job", job.job_id), self.export_duration, finish)
+            return job.job_id
+
+    def import_backup(self, graph_id: str, path: object) -> str:
+        """Import the backup at an OBS path into a live graph; return the job ID. A new backup of the
+        graph (``backupMethod`` "import") is listed at once as ``backing_up`` and after
+        ``import_duration`` ends ``success`` with the times, size and name of the backup exported
+        there (a foreign one, see :meth:`add_export`: times of now), or ``failed`` (an injected
+        failure, or nothing at the path: the job's failReason names it)."""
+        with self._lock:
+            self._apply_due()
+            graph = self._live_graph(graph_id)
+            path = obs_path("import_path", path)
+            if self._running[graph_id]:
+                raise GesError("GES.7002", "The graph is being backed up.")
+            self._check_quota(graph_id)
+            job = self._new_job(graph_id, "ImportBackup", "Importing the backup failed.")
+            found = path in self._exported
+            source = self._exported.get(path)
+            if not found:
+                job.fails, job.reason = True, f"No backup was found at the OBS path '{path}'."
+            backup = make_backup(
+                graph, backup_id=new_id(), method="import", status="backing_up", start_ms=job.begin_ms
+            )
+            if source is not None and source.get("name"):
+                backup["name"] = source["name"]
+            backup_id = backup["id"]
+            self.add_backup(backup)
+            self._backup_jobs[backup_id] = job
+
+            def finish(end_ms: int) -> None:
+                if job.fails or source is None:
+                    self._set_status(backup_id, "failed" if job.fails else "success", end_ms)
+                    return
+                start_ms = int(source.get("startTimestamp") or job.begin_ms)
+                old_end = source.get("endTimestamp")
+                self._backups[backup_id].update(
+                    status="success",
+                    startTimestamp=start_ms,
+                    startTime=source.get("startTime") or format_utc(start_ms),
+                    endTimestamp=old_end,
+                    endTime=source.get("endTime"),
+                    size=source.get("size", 0),
+                    duration=source.get("duration", 0),
+                )
+                self._changed(backup_id)
+                self._running[graph_id].discard(backup_id)
+                job.status, job.end_ms = "success", end_ms
+
+            self._schedule(("backup", backup_id), self.import_duration, finish)
+            return job.job_id
+
+    def add_export(self, path: str, backup_id: str | None = None) -> str:
+        """Put a backup at an OBS path without a job, as if exported there: ``backup_id``'s (any
+        backup), or with ``None`` a foreign one (exported elsewhere: imported, it gets times of now).
+        Returns the normalised path; an invalid one is GES.0001."""
+        with self._lock:
+            self._apply_due()
+            path = obs_path("export_path", path)
+            source = None if backup_id is None else copy.deepcopy(self._get_backup(backup_id))
+            self._exported[path] = source
+            self._exports.append((backup_id, path))
+            return path
+
+    def exports(self) -> list[tuple[str | None, str]]:
+        """``(backup_id, path)`` of every export that succeeded (and :meth:`add_export`), oldest
+        first; ``backup_id`` is None for a foreign backup."""
+        with self._lock:
+            self._apply_due()
+            return list(self._exports)
+
+    def backup_files(self, graph_id: str, backup_id: str | None, base_url: str) -> WireDict:
+        """The ``backup-files`` reply for a successful backup of a live graph: its files, each with
+        a fresh download link (a random token, valid ``link_ttl`` seconds) served under ``base_url``."""
+        with self._lock:
+            self._apply_due()
+            self._live_graph(graph_id)
+            if not backup_id:
+                raise GesError("GES.0001", "The parameter backup_id is invalid: it is required.")
+            backup = self._graph_backup(graph_id, backup_id)
+            if backup["status"] != "success":
+                raise GesError(
+                    "GES.0001", f"The parameter backup_id is invalid: the backup is {backup['status']}."
+                )
+            expires = time.time() + self.link_ttl
+            expires_text = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(expires))
+            files = []
+            for name, content in self._files(backup):
+                token = secrets.token_urlsafe(24)
+                self._links[token] = (backup_id, name, time.monotonic() + self.link_ttl)
+                link = f"{base_url}{FILES_PREFIX}/{BACKUP_BUCKET}/{backup_id}/{name}?token={token}"
+                self._link_urls.append(link)
+                size_kb = -(-len(content) // 1024)
+                files.append(
+                    {"name": name, "size": size_kb, "download_link": link, "link_expired_time": expires_text}
+                )
+            return {"bucket": BACKUP_BUCKET, "files": files}
+
+    def download(self, path: str, token: str) -> tuple[int, bytes]:
+        """A GET on a download link: ``(200, the file)``, 403 for an unknown or expired token or one
+        of another file, 404 when the backup is gone. Non-200 bodies are OBS-style XML."""
+        with self._lock:
+            self._apply_due()
+            entry = self._links.get(token)
+            if entry is None or path != f"{FILES_PREFIX}/{BACKUP_BUCKET}/{entry[0]}/{entry[1]}":
+                return 403, _obs_error(
+                    "AccessDenied", "Access Denied: the token is not valid for this object."
+                )
+            backup_id, name, expiry = entry
+            if expiry <= time.monotonic():
+                return 403, _obs_error("AccessDenied", "Request has expired.")
+            backup = self._backups.get(backup_id)
+            if backup is None:
+                return 404, _obs_error("NoSuchKey", "The specified key does not exist.")
+            return 200, dict(self._files(backup))[name]
+
+    def expire_links(self) -> int:
+        """Make every download link issued so far expired; returns how many there were."""
+        with self._lock:
+            self._links = {token: (b, name, 0.0) for token, (b, name, _) in self._links.items()}
+            return len(self._links)
+
+    def links(self) -> list[str]:
+        """Every download link issued so far (expired ones too), oldest first."""
+        with self._lock:
+            return list(self._link_urls)
+
+    @staticmethod
+    def _files(backup: WireDict) -> list[tuple[str, bytes]]:
+        """A backup's files: small stand-ins, the same bytes every time (not the backup's size)."""
+        backup_id = str(backup["id"])
+        info = json.dumps(snake_view(backup), indent=2, sort_keys=True).encode()
+        digest = hashlib.sha256(backup_id.encode()).digest()
+        blocks = 32 * (1 + digest[0] % 8)  # 1 to 8 KB
+        data = b"".join(hashlib.sha256(b"%s:%d" % (backup_id.encode(), i)).digest() for i in range(blocks))
+        return [("backup_info.json", info), ("graph_data.bin", data)]
 
     def fail_next_job(self, graph_id: str | None = None, reason: str | None = None) -> None:
         """Make the next job (of ``graph_id``, or of any graph) fail, with ``reason`` as failReason."""
@@ -487,15 +706,18 @@ class Store:
         except KeyError:
             raise KeyError(f"no backup {backup_id!r}") from None
 
-    def _blob(self, backup_id: str) -> bytes:
-        blob = self._blobs.get(backup_id)
+    def _blob(self, backup_id: str, v2: bool = False) -> bytes:
+        blob = self._blobs.get((backup_id, v2))
         if blob is None:
-            blob = json.dumps(self._backups[backup_id], separators=(",", ":"), ensure_ascii=False).encode()
-            self._blobs[backup_id] = blob
+            backup = self._backups[backup_id]
+            view = snake_view(backup) if v2 else backup
+            blob = json.dumps(view, separators=(",", ":"), ensure_ascii=False).encode()
+            self._blobs[(backup_id, v2)] = blob
         return blob
 
     def _changed(self, backup_id: str) -> None:
-        self._blobs.pop(backup_id, None)
+        self._blobs.pop((backup_id, False), None)
+        self._blobs.pop((backup_id, True), None)
         self._pages.clear()
 
     def _set_status(self, backup_id: str, status: str, end_ms: int) -> None:
@@ -509,7 +731,7 @@ class Store:
         job = self._backup_jobs.get(backup_id)
         if job is not None:
             job.status = _JOB_STATUS[status]
-            job.end_ms = None if status == "backing_up" else backup["endTimestamp"]
+            job.end_ms = None if status == "backing_up" else max(end_ms, job.begin_ms)
 
     def _schedule(self, key: tuple[str, str], seconds: float, action: Callable[[int], None]) -> None:
         """Run ``action(end_ms)`` (replacing any scheduled under ``key``) ``seconds`` from now."""
