@@ -90,3 +90,33 @@ def set_conn(monkeypatch: pytest.MonkeyPatch) -> SetConn:
 def ges_conn(set_conn: SetConn) -> dict[str, Any]:
     """The default ``ges_default`` connection, fast retries."""
     return set_conn(extra={"max_retries": 3})
+
+
+# --- the GES API version: every test on the emulator's connection runs on v1 and on v2 ------------
+
+#: The versions the ``ges_connection`` tests run on (``GES_TEST_API_VERSIONS=v1`` in the matrix
+#: cells that leave v2 out: scripts/matrix.sh).
+API_VERSIONS = os.environ.get("GES_TEST_API_VERSIONS", "v1,v2").split(",")
+#: Modules whose emulator tests are not about the API (the UI form, the plugin itself): v1 only.
+V1_ONLY = {"tests.test_ui_browser", "tests.test_emulator_plugin"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "ges_api_version" in metafunc.fixturenames:
+        versions = ["v1"] if metafunc.module.__name__ in V1_ONLY else API_VERSIONS
+        metafunc.parametrize("ges_api_version", versions, indirect=True)
+
+
+@pytest.fixture
+def ges_api_version(request: pytest.FixtureRequest) -> str:
+    """The connection's ``api_version`` for this test."""
+    return str(getattr(request, "param", "v1"))
+
+
+@pytest.fixture
+def ges_connection(ges_connection: Any, ges_api_version: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The plugin's ``ges_connection``, its connection on ``ges_api_version``."""
+    conn = ges_connection.connection()
+    conn["extra"]["api_version"] = ges_api_version
+    monkeypatch.setenv("AIRFLOW_CONN_GES_DEFAULT", json.dumps(conn))
+    return ges_connection

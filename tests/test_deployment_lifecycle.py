@@ -43,6 +43,21 @@ START_SECONDS = {"worker": 14.0, "deferrable": 21.0}
 LOST_START = "504:scope=start:after=1:count=1"
 FOUND_START = re.compile(r"waiting for the start job|was started by this run")
 
+#: Export then import (tests/deployment_dags/ges_export_import.py), per wait mode: how long GES's
+#: export job and then its import job run. Short, but in the deferrable mode longer than the way from
+#: the task's deferral to the scheduler taking the deferring worker's exit (``Deployment.released``):
+#: a trigger that fires before that meets Airflow's stale-event race (apache/airflow#67287), which
+#: would fail the test on Airflow's bug, not the provider's. The test prints that margin: the
+#: scheduler took it about 1.4-1.6 s after the job began here, so 3 s leaves about 1.5 s to spare.
+JOB_SECONDS = {"worker": 1.0, "deferrable": 3.0}
+LOST_EXPORT = "504:scope=export:after=1:count=1"
+EXPORT, IMPORT = "export_backup", "import_backup"
+
+#: The emulator settings the tests change (put back after each), and the DAGs whose unfinished runs
+#: a failed test leaves (failed through REST after it).
+DURATIONS = ("graph_action_duration", "export_duration", "import_duration")
+DAG_IDS = [f"ges_restore_retry_{m}" for m in START_SECONDS] + [f"ges_export_import_{m}" for m in JOB_SECONDS]
+
 
 def say(request: pytest.FixtureRequest, text: str) -> None:
     deployment_say(request.config, text)
@@ -53,13 +68,14 @@ def _clean_emulator(airflow_deployment: Deployment) -> Iterator[None]:
     """No faults and the default job length around each test; a failed test's unfinished runs are
     marked failed (through REST) so nothing keeps calling the emulator under the next one."""
     d = airflow_deployment
-    default = d.emulator.graph_action_duration
-    d.emulator.set_faults(None)
+    emu = d.emulator
+    defaults = {name: getattr(emu, name) for name in DURATIONS}
+    emu.set_faults(None)
     yield
-    d.emulator.set_faults(None)
-    d.emulator.graph_action_duration = default
-    for mode in START_SECONDS:
-        dag_id = f"ges_restore_retry_{mode}"
+    emu.set_faults(None)
+    for name, value in defaults.items():
+        setattr(emu, name, value)
+    for dag_id in DAG_IDS:
         for run in d.runs(dag_id):
             if run["state"] not in ("success", "failed"):
                 d.request(
@@ -170,3 +186,130 @@ def test_restore_retried_by_the_scheduler_after_a_lost_start_reply(
     assert "reply was lost" not in logs[2], logs[2]
     assert d.xcom(dag_id, run_id, TASK)["restoredBackupId"] == backup_id
     assert emu.counters["graph_action"] == 2, emu.counters
+
+
+def watch_run(
+    d: Deployment, dag_id: str, run_id: str, graphs: dict[str, str], timeout: float
+) -> tuple[str, dict[str, float]]:
+    """Wait for the run to end, noting (seconds from now) when each graph's first job appeared and
+    ended (``graphs``: label -> graph name) and, for each task, when the scheduler took its first
+    worker's exit (``Deployment.released``: for a deferred task, the deferring worker's). Returns the
+    run's state and those times."""
+    t0 = time.monotonic()
+    seen: dict[str, float] = {}
+    state = ""
+    next_rest = 0.0
+
+    def note(what: str) -> None:
+        seen.setdefault(what, round(time.monotonic() - t0, 1))
+
+    while time.monotonic() - t0 < timeout:
+        for label, graph in graphs.items():
+            jobs = d.emulator.jobs(graph)
+            if jobs:
+                note(f"{label} job started")
+                if jobs[0]["status"] in ("success", "failed"):
+                    note(f"{label} job ended")
+        log = d.scheduler_log()
+        for task in (EXPORT, IMPORT):
+            if d._released(log, dag_id, run_id, task, -1, 1):
+                note(f"{task} worker released")
+        if time.monotonic() >= next_rest:
+            d.check_alive()
+            state = d.run(dag_id, run_id)["state"]
+            if state in ("success", "failed"):
+                note("run done")
+                return state, seen
+            next_rest = time.monotonic() + 0.5
+        time.sleep(0.1)
+    return state, seen
+
+
+@pytest.mark.parametrize("mode", list(JOB_SECONDS))
+def test_export_then_import_with_a_lost_export_reply(
+    airflow_deployment: Deployment, request: pytest.FixtureRequest, mode: str
+) -> None:
+    """Export a successful backup of graph A to ``ges-dr/A/<dir>`` (from the run's params), then
+    import that path (the export's XCom) into graph B. The export's reply is lost once
+    (``504:scope=export:after=1:count=1``: GES starts the export job, the client gets a gateway
+    error): the operator must read GES's jobs, find the job and wait for it, not send the export
+    again. GES then did one export of A and one import into B, whose one new backup the import
+    task returns."""
+    d = airflow_deployment
+    emu = d.emulator
+    dag_id = f"ges_export_import_{mode}"
+    source, target = f"export_source_{mode}", f"import_target_{mode}"
+    emu.add_graph(source)
+    target_id = str(emu.add_graph(target)["id"])
+    backup_id = str(emu.add_backup(source, status="success")["id"])
+    export_dir = f"dr-{mode}"
+    path = f"ges-dr/{source}/{export_dir}"
+    emu.export_duration = emu.import_duration = JOB_SECONDS[mode]
+    emu.set_faults(LOST_EXPORT)
+    emu.reset_counters()
+    exports_before = len(emu.exports)  # the emulator's list spans the module's tests
+
+    t0 = time.monotonic()
+    conf = {"source_graph": source, "target_graph": target, "backup_id": backup_id, "export_dir": export_dir}
+    run_id = d.trigger(dag_id, conf=conf)
+    state, seen = watch_run(d, dag_id, run_id, {"export": source, "import": target}, timeout=120)
+    runtime = round(time.monotonic() - t0, 1)
+
+    tis = {t: d.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{t}") for t in (EXPORT, IMPORT)}
+    logs = {t: d.task_log(dag_id, run_id, t, max(1, ti["try_number"])) for t, ti in tis.items()}
+    export_jobs, import_jobs = emu.jobs(source), emu.jobs(target)
+    margins: dict[str, object] = {"run (s)": runtime, **seen}
+    if mode == "deferrable":
+        # The trigger may fire only after the scheduler took the deferring worker's exit.
+        for label, task in (("export", EXPORT), ("import", IMPORT)):
+            end, released = seen.get(f"{label} job ended"), seen.get(f"{task} worker released")
+            margins[f"{label}: worker released, s before its job ended"] = (
+                None if end is None or released is None else round(end - released, 1)
+            )
+    say(request, f"export then import ({mode}): {margins}")
+    context = {
+        "state": state,
+        "margins": margins,
+        "tis": {t: (ti["state"], ti["try_number"]) for t, ti in tis.items()},
+        "export jobs": export_jobs,
+        "import jobs": import_jobs,
+        "counters": dict(emu.counters),
+        "mismatches": {t: d.state_mismatches(dag_id, run_id, t) for t in (EXPORT, IMPORT)},
+        **logs,
+    }
+
+    # Both tasks succeeded, each in its one try.
+    assert state == "success", context
+    for task, ti in tis.items():
+        assert (ti["state"], ti["try_number"]) == ("success", 1), (task, context)
+
+    # The export's reply was lost once; the task read GES's jobs, found the job and did not resend.
+    assert emu.counters["replies_lost"] == 1, context
+    assert emu.counters["export_backup"] == 1, context
+    assert emu.counters["import_backup"] == 1, context
+    assert emu.counters["v2_requests"] >= 2, context  # the export and the import, at least
+    assert emu.job_names(source) == ["ExportBackup"], export_jobs
+    assert emu.job_names(target) == ["ImportBackup"], import_jobs
+    assert [j["status"] for j in export_jobs + import_jobs] == ["success", "success"], context
+    export_job_id = export_jobs[0]["jobId"]
+    export_log = logs[EXPORT]
+    assert export_log.count("reply was lost") == 1, export_log
+    assert "reading GES's jobs" in export_log, export_log
+    assert f"this run's export job {export_job_id}" in export_log, export_log  # found it, not resent
+    assert "reply was lost" not in logs[IMPORT], logs[IMPORT]
+
+    # GES exported the backup to the path once, and the export task says so.
+    assert emu.exports[exports_before:] == [(backup_id, path)], emu.exports
+    assert d.xcom(dag_id, run_id, EXPORT, key="job_id") == export_job_id
+    exported = d.xcom(dag_id, run_id, EXPORT)
+    assert (exported["backup_id"], exported["export_path"]) == (backup_id, path), exported
+    assert exported["job"]["jobId"] == export_job_id, exported
+
+    # Graph B has exactly one new backup, imported from the path, and the import task returned it.
+    assert d.xcom(dag_id, run_id, IMPORT, key="job_id") == import_jobs[0]["jobId"]
+    backups = emu.backups(target_id)
+    assert [(b["backupMethod"], b["status"]) for b in backups] == [("import", "success")], backups
+    imported = d.xcom(dag_id, run_id, IMPORT)
+    assert imported["id"] == backups[0]["id"], (imported, backups)
+    assert imported["backupMethod"] == "import", imported
+    assert f"Imported {path} as backup" in logs[IMPORT], logs[IMPORT]

@@ -31,6 +31,11 @@ def xcom(dag: Any, dag_run: Any, task_id: str, key: str) -> Any:
         return None if row is None else row.value
 
 
+def restored_from(graph: dict[str, Any]) -> Any:
+    """The emulator's record of the backup a graph was started from (v1 or v2 spelling)."""
+    return graph.get("restoredBackupId", graph.get("restored_backup_id"))
+
+
 def tune(dag: Any, task_id: str, **attrs: Any) -> Any:
     task = dag.get_task(task_id)
     for name, value in {"poll_interval": 0.2, "timeout": 30.0, **attrs}.items():
@@ -195,9 +200,9 @@ def test_restore_from_a_good_backup(movies: tuple[GesEmulator, dict[str, Any]], 
     assert emu.restores == [(graph["id"], good["id"])]
     shown = emu.find_graph(graph["id"])
     assert shown is not None and str(shown["status"]) == "200"
-    assert shown.get("restoredBackupId") == good["id"]
+    assert restored_from(shown) == good["id"]
     assert xcoms["restore_graph"]["id"] == graph["id"]
-    assert xcoms["restore_graph"]["restoredBackupId"] == good["id"]
+    assert restored_from(xcoms["restore_graph"]) == good["id"]
     assert emu.job(graph["id"], xcom(dag, dag_run, "restore_graph", "stop_job_id"))["jobName"] == "StopGraph"
     assert emu.job(graph["id"], xcom(dag, dag_run, "restore_graph", "job_id"))["status"] == "success"
 

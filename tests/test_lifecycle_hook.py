@@ -92,7 +92,8 @@ def test_stop_then_start_from_a_backup(ges_connection: GesEmulator) -> None:
     shown = h.get_graph(graph["id"])
     assert shown.status == "200"
     assert emu.restores == [(graph["id"], good["id"])]
-    assert (shown.model_extra or {}).get("restoredBackupId") == good["id"]
+    extra = shown.model_extra or {}
+    assert extra.get("restoredBackupId", extra.get("restored_backup_id")) == good["id"]
 
 
 @pytest.mark.ges_emulator(**FAST)

@@ -349,7 +349,7 @@ class GesCreateBackupOperator(_WaitingGraphOperator):
             self.log.warning("Cannot read the backup quota (%s): creating without checking it", err)
             return
         quota = next((q for q in quotas if q.type == "backup"), None)
-        if quota is not None and quota.available is not None and quota.available <= 0:
+        if quota is not None and quota.available == 0:  # -1: unlimited
             raise AirflowFailException(
                 f"Cannot back up {graph}: no backup slot is left (quota 'backup': {quota.available}"
                 " available); delete old backups first, e.g. with GesPruneBackupsOperator"
