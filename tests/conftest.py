@@ -116,7 +116,8 @@ def ges_api_version(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def ges_connection(ges_connection: Any, ges_api_version: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The plugin's ``ges_connection``, its connection on ``ges_api_version``."""
-    conn = ges_connection.connection()
-    conn["extra"]["api_version"] = ges_api_version
-    monkeypatch.setenv("AIRFLOW_CONN_GES_DEFAULT", json.dumps(conn))
+    if ges_api_version != "v1":  # v1: the plugin's connection as it is (the default api_version)
+        conn = ges_connection.connection()
+        conn["extra"]["api_version"] = ges_api_version
+        monkeypatch.setenv("AIRFLOW_CONN_GES_DEFAULT", json.dumps(conn))
     return ges_connection

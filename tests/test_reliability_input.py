@@ -110,6 +110,7 @@ def test_path_parameters_either_refused_or_confined_to_one_segment(project: str,
     class Cfg:
         endpoint = "https://ges.example.com"
         project_id = project
+        api_version = "v1"
 
     try:
         request = list_backups_request(Cfg(), graph, 0, 10)  # type: ignore[arg-type]
