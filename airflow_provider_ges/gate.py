@@ -34,6 +34,16 @@ class Verdict:
     backup: Backup | None = None
     message: str = ""
 
+    def event(self) -> dict[str, Any] | None:
+        """The verdict as the backup trigger's event (the worker's waits map it the same way);
+        None while waiting."""
+        backup = None if self.backup is None else self.backup.to_api()
+        if self.state == "success":
+            return {"status": "success", "backup": backup}
+        if self.state == "failed":
+            return {"status": "failed", "backup": backup, "message": self.message}
+        return None
+
 
 class BackupGate(BaseModel):
     """The rule of ``GesBackupSensor`` and ``GesBackupTrigger``.

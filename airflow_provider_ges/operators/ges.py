@@ -408,11 +408,9 @@ class GesCreateBackupOperator(_WaitingGraphOperator):
             )
         watch = Watch(gate)
 
-        def look() -> dict[str, Any] | None:
-            verdict = self.hook.look(watch)
-            return None if verdict.state == "waiting" else event_of(verdict)
-
-        return self.execute_attached({}, self.poll(look, f"Backup {backup.id}"))
+        return self.execute_attached(
+            {}, self.poll(lambda: self.hook.look(watch).event(), f"Backup {backup.id}")
+        )
 
     def execute_attached(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after waiting (``GesBackupTrigger``) for the attached backup."""
@@ -449,14 +447,6 @@ class GesCreateBackupOperator(_WaitingGraphOperator):
             f"The backup job of {self.graph_label(graph_id)} succeeded, but no new successful backup"
             f" started after {since.isoformat()} is listed"
         )
-
-
-def event_of(verdict: Any) -> dict[str, Any]:
-    """A gate's final verdict as the backup trigger's event (the worker's wait maps it the same way)."""
-    backup = None if verdict.backup is None else verdict.backup.to_api()
-    if verdict.state == "success":
-        return {"status": "success", "backup": backup}
-    return {"status": "failed", "backup": backup, "message": verdict.message}
 
 
 class GesDeleteBackupOperator(_GraphOperator):
@@ -701,14 +691,16 @@ class _JobOperator(_WaitingGraphOperator):
             self.defer_job(graph.id, job_id, "execute_complete", **echo)
         return self.wait_job(graph.id, job_id)
 
+    def find_backup(self, graph_id: str, backup_id: str) -> tuple[Backup | None, Backup | None]:
+        """The backup as the graph's listing shows it, and, when it is not there, as the project's
+        listing does (another graph's)."""
+        backup = next((b for b in self.hook.iter_backups(graph_id) if b.id == backup_id), None)
+        if backup is not None:
+            return backup, None
+        return None, next((b for b in self.hook.iter_backups() if b.id == backup_id), None)
+
     def checked_backup(self, graph_id: str, backup_id: str, what: str) -> Backup:
-        backups = list(self.hook.iter_backups(graph_id))
-        backup = next((b for b in backups if b.id == backup_id), None)
-        elsewhere = (
-            None
-            if backup is not None
-            else next((b for b in self.hook.iter_backups() if b.id == backup_id), None)
-        )
+        backup, elsewhere = self.find_backup(graph_id, backup_id)
         refusal = backup_refusal(backup, backup_id, elsewhere)
         if refusal is not None:
             raise AirflowFailException(f"Not {what} {self.graph_label(graph_id)}: {refusal}")
@@ -890,10 +882,7 @@ class GesRestoreGraphOperator(_JobOperator):
 
     def _observe(self, graph_id: str, backup_id: str, anchor: datetime, started: list[str]) -> RestoreView:
         graph = self.hook.get_graph(graph_id)
-        backup = next((b for b in self.hook.iter_backups(graph_id) if b.id == backup_id), None)
-        elsewhere = None
-        if backup is None:
-            elsewhere = next((b for b in self.hook.iter_backups() if b.id == backup_id), None)
+        backup, elsewhere = self.find_backup(graph_id, backup_id)
         jobs = self.run_jobs(graph, anchor, started, {"stop", "start"})
         return RestoreView(str(graph.status), backup, jobs, elsewhere)
 

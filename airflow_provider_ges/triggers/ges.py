@@ -106,12 +106,7 @@ class GesBackupTrigger(BaseTrigger):
             verdict = await hook.look(self.watch)
             if (line := self.watch.report(verdict)) is not None:
                 self.log.info("%s", line)
-            backup = None if verdict.backup is None else verdict.backup.to_api()
-            if verdict.state == "success":
-                return {"status": "success", "backup": backup}
-            if verdict.state == "failed":
-                return {"status": "failed", "backup": backup, "message": verdict.message}
-            return None
+            return verdict.event()
 
         timeout = f"No successful backup of {self.watch.gate.graph} in time"
         return await poll(look, self.poll_interval, self.end_time, timeout, self.log)
