@@ -77,7 +77,8 @@ SDIST=$(ls "$WORK"/dist/airflow_provider_ges-"$WANT".tar.gz 2>/dev/null) \
 import sys, tarfile, zipfile
 wheel, sdist = sys.argv[1:]
 names = zipfile.ZipFile(wheel).namelist()
-need = ["airflow_provider_ges/emulator/seed_example.json", "airflow_provider_ges/__init__.py"]
+need = ["airflow_provider_ges/emulator/seed_example.json", "airflow_provider_ges/__init__.py",
+        "airflow_provider_ges/example_dags/example_ges_list_backups.py"]
 missing = [n for n in need if n not in names]
 if not any(n.endswith(".dist-info/licenses/LICENSE") for n in names):
     missing.append("*.dist-info/licenses/LICENSE")
@@ -174,8 +175,12 @@ grep -q '^# GES emulator on http://127.0.0.1:[0-9]* .* 3 backups' "$WORK/emu.out
 CONN_LINE=$(grep '^AIRFLOW_CONN_GES_DEFAULT=' "$WORK/emu.out") || fail "the emulator printed no AIRFLOW_CONN line"
 eval "export $CONN_LINE"
 
-step "airflow dags test example_ges_list_backups"
-cp "$SRC/example_dags/example_ges_list_backups.py" "$AIRFLOW__CORE__DAGS_FOLDER/"
+step "airflow dags test example_ges_list_backups, from the installed package's example_dags"
+# As the README tells pip users: the DAGs folder is the installed airflow_provider_ges.example_dags.
+AIRFLOW__CORE__DAGS_FOLDER=$("$V/python" -c 'import airflow_provider_ges.example_dags as e; print(e.__path__[0])') \
+    || fail "import airflow_provider_ges.example_dags"
+case "$AIRFLOW__CORE__DAGS_FOLDER" in "$WORK/venv/"*) ;; *) fail "example_dags not from the wheel's venv: $AIRFLOW__CORE__DAGS_FOLDER" ;; esac
+export AIRFLOW__CORE__DAGS_FOLDER
 "$V/airflow" dags test example_ges_list_backups >"$WORK/dagtest.log" 2>&1 \
     || { tail -40 "$WORK/dagtest.log" >&2; fail "airflow dags test exited non-zero"; }
 "$V/airflow" dags list-runs example_ges_list_backups -o json >"$WORK/runs.json" 2>/dev/null \
@@ -198,7 +203,7 @@ states = {t["task_id"]: t["state"] for t in json_list(sys.argv[1])}
 assert states == {"list_failed_backups": "success", "report": "success"}, states
 print(f"tasks: {states}")
 EOF
-# The report task prints "<graph>: N failed backup(s) ..." per graph (example_dags/example_ges_list_backups.py).
+# The report task prints "<graph>: N failed backup(s) ..." per graph (airflow_provider_ges/example_dags/example_ges_list_backups.py).
 grep -q "^$GRAPH: 1 failed backup(s)" "$WORK/dagtest.log" \
     || { tail -40 "$WORK/dagtest.log" >&2; fail "the report did not find the failed backup of $GRAPH the emulator serves"; }
 echo "report: $GRAPH: 1 failed backup(s), as the emulator serves"

@@ -80,7 +80,7 @@ def main() -> int:
         {
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "airflow_provider_ges" / "example_dags"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
@@ -113,7 +113,7 @@ def run_demo(conn: dict[str, Any]) -> int:
     say(f"tonight's run starts at {tonight:%H:%M:%S} UTC, and so does a backup of graph {graph['name']!r}")
     say(f"  (GES job {job}: backing_up for {BACKUP_SECONDS} s, older backups don't count)")
 
-    bag = dag_bag(str(ROOT / "example_dags"))
+    bag = dag_bag(str(ROOT / "airflow_provider_ges" / "example_dags"))
     dag = bag.get_dag("example_ges_backup_gate")
     sensor = dag.get_task("wait_for_backup")
     sensor.poke_interval = POKE_SECONDS  # the DAG says 5 minutes; a demo can't wait that long

@@ -15,7 +15,7 @@ import pytest
 # Before anything imports Airflow (its config and DB engine are fixed at import): a private home,
 # a SQLite metadata DB and the example DAGs as the DAGs folder.
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ges-tests-airflow-"))
-EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
+EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "airflow_provider_ges" / "example_dags"
 os.environ.update(
     {
         "AIRFLOW_HOME": str(AIRFLOW_HOME),

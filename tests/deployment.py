@@ -14,7 +14,7 @@ Use the module-scoped ``airflow_deployment`` fixture (load this module as a plug
 A test module may set ``DEPLOYMENT_CONFIG = {"SECTION__KEY": "value"}`` to override Airflow settings
 (e.g. ``{"SCHEDULER__USE_JOB_SCHEDULE": "True"}`` for asset-triggered runs).
 
-The DAGs folder is a fresh directory filled with ``example_dags/*.py`` and
+The DAGs folder is a fresh directory filled with ``airflow_provider_ges/example_dags/*.py`` and
 ``tests/deployment_dags/*.py`` at start. PostgreSQL refuses to run as root, so its throw-away cluster
 lives in a temp directory owned by an unprivileged user and runs as that user (``runuser``). Every
 process runs in its own process group and is stopped by it at teardown; each one's output is kept
@@ -47,7 +47,7 @@ import requests
 from airflow_provider_ges.emulator import GesEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_DAGS = ROOT / "example_dags"
+EXAMPLE_DAGS = ROOT / "airflow_provider_ges" / "example_dags"
 DEPLOYMENT_DAGS = Path(__file__).resolve().parent / "deployment_dags"
 PG_USER = "gesci"
 #: Airflow's terminal task states.

@@ -13,7 +13,8 @@ from airflow.sdk import DAG, Param
 
 from airflow_provider_ges.operators.ges import GesPruneBackupsOperator
 
-RULE = {"keep_last": 4, "older_than": timedelta(weeks=4), "backup_method": "manual"}
+# One retention rule for the preview and the prune.
+KEEP_LAST, OLDER_THAN, METHOD = 4, timedelta(weeks=4), "manual"
 
 with DAG(
     dag_id="example_ges_prune_backups",
@@ -23,9 +24,16 @@ with DAG(
     params={"graph_name": Param("movies", type="string", description="The GES graph to prune")},
     tags=["example", "ges"],
 ):
-    preview = GesPruneBackupsOperator(
-        task_id="preview_prune", graph_name="{{ params.graph_name }}", dry_run=True, **RULE
+    preview, prune = (
+        GesPruneBackupsOperator(
+            task_id=task_id,
+            graph_name="{{ params.graph_name }}",
+            keep_last=KEEP_LAST,
+            older_than=OLDER_THAN,
+            backup_method=METHOD,
+            dry_run=dry_run,
+        )
+        for task_id, dry_run in (("preview_prune", True), ("prune", False))
     )
-    prune = GesPruneBackupsOperator(task_id="prune", graph_name="{{ params.graph_name }}", **RULE)
 
     preview >> prune
