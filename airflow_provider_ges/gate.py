@@ -33,6 +33,9 @@ class Verdict:
     state: Literal["success", "failed", "waiting"]
     backup: Backup | None = None
     message: str = ""
+    #: what the look saw, for its log line (None: no look line, e.g. a missing graph fails with
+    #: ``message`` alone)
+    seen: str | None = None
 
     def event(self) -> dict[str, Any] | None:
         """The verdict as the backup trigger's event (the worker's waits map it the same way);
@@ -101,13 +104,14 @@ class BackupGate(BaseModel):
 
     def judge(self, backups: Iterable[Backup], graph_id: str | None = None) -> Verdict:
         """The verdict on a listing (of graph ``graph_id``; else filtered by name)."""
-        graph_id = graph_id or self.graph_id
+        graph_id, backups = graph_id or self.graph_id, list(backups)
         if self.backup_id is not None:
             from airflow_provider_ges.lifecycle import attached_outcome
 
             backup = next((b for b in backups if b.id == self.backup_id), None)
             step = attached_outcome(backup, self.backup_id, self.graph)
-            return Verdict(step.action, backup, step.message)  # type: ignore[arg-type]
+            seen = None if backup is None else f"backup {_named(backup)} is {backup.status}"
+            return Verdict(step.action, backup, step.message, seen)  # type: ignore[arg-type]
         selection = BackupFilter(
             graph_id=graph_id,
             graph_name=None if graph_id else self.graph_name,
@@ -115,24 +119,58 @@ class BackupGate(BaseModel):
             backup_method=self.backup_method,
         )
         cutoff = None if self.max_age is None else datetime.now(timezone.utc) - self.max_age
-        candidates = [
-            b
-            for b in selection.select(backups)
-            if cutoff is None or b.end_time is None or b.end_time >= cutoff
-        ]
+        candidates = [b for b in selection.select(backups) if _fresh(b, cutoff)]
+        if not candidates:
+            mine = BackupFilter(graph_id=graph_id, graph_name=selection.graph_name).select(backups)
+            return Verdict("waiting", seen=self.why_none(mine[0] if mine else None, cutoff))
+        newest = candidates[0]
+        seen = f"newest candidate {_named(newest)} is {newest.status}"
         succeeded = next((b for b in candidates if b.is_success), None)
         if succeeded is not None:
-            return Verdict("success", succeeded)
-        if candidates and candidates[0].is_failed and self.fail_on_failure:
-            return Verdict("failed", candidates[0], self.failure_message(candidates[0]))
-        return Verdict("waiting", candidates[0] if candidates else None)
+            return Verdict("success", succeeded, seen=seen)
+        if newest.is_failed and self.fail_on_failure:
+            return Verdict("failed", newest, self.failure_message(newest), seen)
+        return Verdict("waiting", newest, seen=seen)
+
+    def why_none(self, newest: Backup | None, cutoff: datetime | None) -> str:
+        """Why no backup counts: the criteria that applied, and the newest backup they ignored."""
+        if newest is None:
+            return "the graph has no backups"
+        method = self.backup_method
+        wanted = [
+            f"started at or after {utc_text(self.newer_than)} (newer_than)" if self.newer_than else "",
+            f"with backup_method {method.value!r}" if method else "",
+            f"finished at or after {utc_text(cutoff)} (max_age {self.max_age})" if cutoff else "",
+        ]
+        seen = f"no backup {', '.join(filter(None, wanted))}; newest: {_named(newest)}"
+        seen += f" started {utc_text(newest.start_time)}"
+        if method is not None and newest.backup_method != method:
+            return f"{seen}, a {str(newest.backup_method)!r} backup: excluded by backup_method"
+        return seen if _fresh(newest, cutoff) else f"{seen}, finished {utc_text(newest.end_time)}"
 
     def failure_message(self, backup: Backup) -> str:
         started = backup.start_time.isoformat() if backup.start_time else "at an unknown time"
         return (
-            f"Backup {backup.name or backup.id!r} (id {backup.id}) of {self.graph}, started {started},"
-            " failed, and no later backup succeeded"
+            f"Backup {_named(backup)} of {self.graph}, started {started}, failed, and no later backup"
+            " succeeded"
         )
+
+
+def _fresh(backup: Backup, cutoff: datetime | None) -> bool:
+    """Whether a backup is within ``max_age`` (finished at or after ``cutoff``; running ones are)."""
+    return cutoff is None or backup.end_time is None or backup.end_time >= cutoff
+
+
+def _named(backup: Backup) -> str:
+    return f"{backup.name or backup.id!r} (id {backup.id})"
+
+
+def utc_text(moment: datetime | None) -> str:
+    """A time for messages: UTC ISO-8601 with ``Z``, to the second (to the ms when it has some)."""
+    if moment is None:
+        return "at an unknown time"
+    spec = "milliseconds" if moment.microsecond else "seconds"
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
 def graph_list_refused(err: GesApiError) -> bool:
@@ -248,7 +286,7 @@ class Watch:
     ) -> Plan[Verdict]:
         """The plan of one look."""
         backups = yield from self.listing.backups(list_graphs, list_backups)
-        if backups is None:
+        if backups is None:  # the graph found for the name is gone (warned): no look line
             return Verdict("waiting")
         name = self.gate.graph_name
         if self.listing.missing is not None and not any(b.graph_name == name for b in backups):
@@ -256,15 +294,12 @@ class Watch:
         return self.gate.judge(backups, self.graph_id)
 
     def report(self, verdict: Verdict, now: float | None = None) -> str | None:
-        """The info line for a look, or None while it would repeat the last one within ``LOG_EVERY``."""
-        backup = verdict.backup
-        seen = (
-            f"newest candidate {backup.name or backup.id!r} (id {backup.id}) is {backup.status}"
-            if backup is not None
-            else "no candidate backup yet"
-        )
+        """The info line for a look (``verdict.seen``), or None: the verdict has none, or the line
+        would repeat the last one within ``LOG_EVERY``. The sensor and the trigger both log it."""
+        if verdict.seen is None:
+            return None
         where = f"{self.gate.graph}" + (f" (id {self.graph_id})" if self.graph_id else "")
-        line = f"Looked at {where}: {seen}"
+        line = f"Looked at {where}: {verdict.seen}"
         now = time.monotonic() if now is None else now
         last = self._last_line
         if last is not None and last[0] == line and now - last[1] < LOG_EVERY.total_seconds():

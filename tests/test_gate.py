@@ -15,9 +15,12 @@ from airflow_provider_ges._compat import AirflowFailException, AirflowSkipExcept
 from airflow_provider_ges.emulator import GesEmulator
 from airflow_provider_ges.gate import BackupGate, Watch
 from airflow_provider_ges.hooks.ges import GesHook
+from airflow_provider_ges.models import Backup, Graph
 from airflow_provider_ges.operators.ges import GesListBackupsOperator
+from airflow_provider_ges.plans import Plan
 from airflow_provider_ges.sensors.ges import GesBackupSensor
 from airflow_provider_ges.triggers.ges import GesBackupTrigger
+from tests import helpers
 from tests.test_e2e import airflow_db, flip_after_polls, gate_dag, load_dag, run
 
 __all__ = ["airflow_db"]  # the session fixture, shared with test_e2e
@@ -168,7 +171,7 @@ def test_report_repeats_an_unchanged_line_only_every_few_minutes() -> None:
     from airflow_provider_ges.gate import LOG_EVERY, Verdict
 
     watch = Watch(BackupGate(graph_id="g"))
-    waiting = Verdict("waiting")
+    waiting = Verdict("waiting", seen="the graph has no backups")
     assert watch.report(waiting, now=0.0) is not None
     assert watch.report(waiting, now=10.0) is None
     assert watch.report(waiting, now=LOG_EVERY.total_seconds() + 1) is not None
@@ -240,3 +243,84 @@ def test_list_operator_refuses_an_unknown_status_at_construction() -> None:
     with pytest.raises(ValueError, match="status must be one of 'backing_up', 'success', 'failed'"):
         GesListBackupsOperator(task_id="list", status="sucess")
     assert GesListBackupsOperator(task_id="list", status="{{ params.status }}").status  # rendered later
+
+
+# --- a wait that explains itself (plain data) ------------------------------------------------------
+
+CUT = datetime(2026, 12, 6, 21, 1, 29, tzinfo=timezone.utc)
+
+
+def listed(*specs: tuple[int, str, datetime]) -> list[Backup]:
+    """Backups of graph g1 (id id-g1): (n, method, start)."""
+    return [
+        Backup.model_validate(helpers.backup(n, method=method, start_ms=int(start.timestamp() * 1000)))
+        for n, method, start in specs
+    ]
+
+
+def test_no_candidate_names_the_cutoff_and_the_newest_backup_it_ignored() -> None:
+    backups = listed((1, "manual", CUT - timedelta(seconds=58)), (2, "manual", CUT - timedelta(hours=3)))
+    verdict = BackupGate(graph_name="g1", newer_than=CUT).judge(backups, "id-g1")
+    assert verdict.state == "waiting" and verdict.backup is None
+    assert verdict.seen == (
+        "no backup started at or after 2026-12-06T21:01:29Z (newer_than);"
+        " newest: 'g1-1' (id b-00001) started 2026-12-06T21:00:31Z"
+    )
+    line = Watch(BackupGate(graph_name="g1"), found_graph_id="id-g1").report(verdict)
+    assert line == f"Looked at graph 'g1' (id id-g1): {verdict.seen}"
+
+
+def test_no_candidate_says_when_backup_method_excluded_the_newest() -> None:
+    backups = listed((1, "manual", CUT + timedelta(minutes=1)), (2, "auto", CUT - timedelta(days=1)))
+    gate = BackupGate(graph_id="id-g1", newer_than=CUT.replace(microsecond=250_000), backup_method="auto")
+    seen = gate.judge(backups).seen
+    assert seen == (
+        "no backup started at or after 2026-12-06T21:01:29.250Z (newer_than), with backup_method 'auto';"
+        " newest: 'g1-1' (id b-00001) started 2026-12-06T21:02:29Z, a 'manual' backup: excluded by"
+        " backup_method"
+    )
+
+
+def test_no_candidate_names_the_max_age_cutoff_and_when_the_newest_finished() -> None:
+    old = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=2)
+    seen = BackupGate(graph_id="id-g1", max_age=timedelta(days=1)).judge(listed((1, "auto", old))).seen
+    assert seen is not None and seen.startswith("no backup finished at or after ")
+    assert "(max_age 1 day, 0:00:00); newest: 'g1-1' (id b-00001)" in seen
+    finished = (old + timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
+    assert seen.endswith(f"started {old.isoformat().replace('+00:00', 'Z')}, finished {finished}")
+
+
+def test_no_candidate_says_when_the_graph_has_no_backups() -> None:
+    other = [Backup.model_validate(helpers.backup(1, graph="g2"))]
+    assert BackupGate(graph_name="g1", newer_than=CUT).judge(other).seen == "the graph has no backups"
+    assert BackupGate(graph_id="id-g1").judge([]).seen == "the graph has no backups"
+
+
+def test_a_candidate_is_named_with_its_status() -> None:
+    backups = listed((1, "manual", CUT + timedelta(minutes=1)))
+    assert BackupGate(graph_id="id-g1", newer_than=CUT).judge(backups).seen == (
+        "newest candidate 'g1-1' (id b-00001) is success"
+    )
+
+
+def plan_result(plan: Plan[Any]) -> Any:
+    """The result of a plan that needs no effect (its calls faked)."""
+    with pytest.raises(StopIteration) as stop:
+        plan.send(None)
+    return stop.value.value
+
+
+def test_a_missing_graph_fails_with_its_message_and_no_look_line() -> None:
+    def graphs() -> Plan[list[Graph]]:
+        return [Graph(id="id-g1", name="movies")]
+        yield  # a plan
+
+    def backups(graph_id: str | None) -> Plan[list[Backup]]:
+        return listed((1, "manual", CUT))
+        yield  # a plan
+
+    watch = Watch(BackupGate(graph_name="moveis"), project_id="p1")
+    verdict = plan_result(watch.look(graphs, backups))
+    assert verdict.state == "failed" and verdict.seen is None
+    assert verdict.message == "No graph named 'moveis': the project's graphs are 'movies' (project p1)"
+    assert watch.report(verdict) is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from airflow_provider_ges.sensors.ges import GesBackupSensor
 from airflow_provider_ges.triggers.ges import GesBackupTrigger
 from tests.helpers import list_calls
 from tests.test_e2e import gate_dag, run
+from tests.test_gate import logged
 
 START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
 #: transient faults of every kind (no stall: the waits are the sensor's own); about 40% of calls
@@ -70,7 +72,7 @@ def flip_after_lists(emu: GesEmulator, backup_id: str, status: str, lists: int) 
 def sensor(**kwargs: Any) -> GesBackupSensor:
     s = GesBackupSensor(
         task_id="wait",
-        graph_name="movies",
+        graph_name=kwargs.pop("graph_name", "movies"),
         newer_than=START,
         deferrable=False,
         mode="poke",
@@ -150,10 +152,10 @@ def fast_trigger_hook(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def trigger_events(timeout: float = 30.0) -> list[dict[str, Any]]:
+def trigger_events(timeout: float = 30.0, graph_name: str = "movies") -> list[dict[str, Any]]:
     trig = GesBackupTrigger(
         ges_conn_id="ges_default",
-        gate={"graph_name": "movies", "newer_than": START.isoformat()},
+        gate={"graph_name": graph_name, "newer_than": START.isoformat()},
         poll_interval=0.05,
         end_time=time.time() + timeout,
     )
@@ -247,6 +249,46 @@ def test_trigger_follows_a_graph_rebuilt_under_the_same_name(emu: GesEmulator) -
     thread.join()
     assert event["status"] == "success" and event["backup"]["id"] == rebuilt[0]["id"]
     assert emu.counters["list_graphs"] == 2
+
+
+# --- the look line says why no backup counts; a typo logs none -----------------------------------
+
+
+def looks(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [line for line in logged(capsys, caplog) if "Looked at graph" in line]
+
+
+@pytest.mark.ges_emulator(graphs=2, backups=20, seed=9)
+@pytest.mark.usefixtures("fast_trigger_hook")
+def test_sensor_and_trigger_log_the_cutoff_and_the_newest_backup_ignored(
+    emu: GesEmulator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (old,) = [b for b in emu.backups() if b["graph_name"] == "movies"]
+    with caplog.at_level(logging.INFO):
+        assert not sensor().poke({}).is_done
+        (event,) = trigger_events(timeout=0.3)
+    assert event["status"] == "timeout"
+    z = "%Y-%m-%dT%H:%M:%SZ"
+    why = (
+        f"no backup started at or after {START.strftime(z)} (newer_than); newest: {old['name']!r}"
+        f" (id {old['id']}) started {(START - timedelta(hours=3)).strftime(z)}"
+    )
+    lines = looks(capsys, caplog)
+    assert len(lines) == 2 and all(why in line for line in lines), lines  # the trigger logs it once
+
+
+@pytest.mark.ges_emulator(graphs=2, backups=20, seed=9)
+@pytest.mark.usefixtures("fast_trigger_hook")
+def test_a_mistyped_graph_fails_with_no_look_line_before_it(
+    emu: GesEmulator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with caplog.at_level(logging.INFO):
+        with pytest.raises(AirflowFailException, match="No graph named 'moveis'"):
+            sensor(graph_name="moveis").poke({})
+        (event,) = trigger_events(graph_name="moveis")
+    assert event["status"] == "failed" and "No graph named 'moveis'" in event["message"]
+    assert looks(capsys, caplog) == []
+    assert not sensor().poke({}).is_done and len(looks(capsys, caplog)) == 1  # the right name logs
 
 
 # --- a real deferrable run under faults -----------------------------------------------------------
