@@ -60,4 +60,6 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_ges.operators.ges"],
             }
         ],
+        # Airflow 3.1-3.3 read ``asset-uris`` (``dataset-uris`` was Airflow 2's): ``ges://<graph>/backups``.
+        "asset-uris": [{"schemes": ["ges"], "handler": "airflow_provider_ges.assets.sanitize_uri"}],
     }

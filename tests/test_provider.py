@@ -5,12 +5,16 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import pytest
+
 import airflow_provider_ges
+from airflow_provider_ges.assets import sanitize_uri
 from airflow_provider_ges.hooks.ges import GesHook
 
 
@@ -84,3 +88,47 @@ def test_dag_parse_imports_no_hook_or_models() -> None:
     }
     assert loaded & heavy == set()
     assert "airflow_provider_ges.times" in loaded and "airflow_provider_ges.enums" in loaded
+
+
+def test_ges_asset_scheme_is_registered() -> None:
+    from airflow.sdk.definitions.asset import _get_uri_normalizer  # what Asset() asks, on 3.1-3.3
+
+    assert airflow_provider_ges.get_provider_info()["asset-uris"] == [
+        {"schemes": ["ges"], "handler": "airflow_provider_ges.assets.sanitize_uri"}
+    ]
+    assert _get_uri_normalizer("ges") is sanitize_uri
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [
+        ("ges://movies/backups", "ges://movies/backups"),
+        ("GES://Movies_2026/backups//#tonight", "ges://Movies_2026/backups"),
+    ],
+)
+def test_airflow_asset_with_a_ges_uri_is_normalised(given: str, canonical: str) -> None:
+    from airflow.sdk import Asset
+
+    assert Asset(name="movies_backups", uri=given).uri == canonical
+
+
+@pytest.mark.parametrize(
+    ("uri", "problem"),
+    [
+        ("ges://movies", "the path is '/', not '/backups'"),
+        ("ges://movies/jobs", "the path is '/jobs', not '/backups'"),
+        ("ges://mov/backups", "'mov' is not a graph name"),
+        ("ges://2movies/backups", "'2movies' is not a graph name"),
+        ("ges://movies-dr/backups", "'movies-dr' is not a graph name"),
+        ("ges://admin@movies/backups", "it names a user or a port"),
+        ("ges://movies:8080/backups", "it names a user or a port"),
+        ("ges://movies/backups?method=auto", "it has a query"),
+    ],
+)
+def test_airflow_asset_with_a_malformed_ges_uri_is_refused(uri: str, problem: str) -> None:
+    from airflow.sdk import Asset
+
+    shown = uri if uri != "ges://movies" else "ges://movies/"  # Airflow makes an empty path '/'
+    expected = f"Asset URI {shown!r}: {problem}; expected ges://<graph>/backups"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        Asset(name="movies_backups", uri=uri)
