@@ -165,15 +165,16 @@ GRAPH=$(cat "$WORK/graph.txt")
 "$V/python" -m airflow_provider_ges.emulator --port 0 --data "$WORK/backups.json" >"$WORK/emu.out" 2>"$WORK/emu.err" &
 EMU_PID=$!
 for _ in $(seq 150); do
-    grep -q '^AIRFLOW_CONN_GES_DEFAULT=' "$WORK/emu.out" 2>/dev/null && break
+    grep -q '^export AIRFLOW_CONN_GES_DEFAULT=' "$WORK/emu.out" 2>/dev/null && break
     kill -0 "$EMU_PID" 2>/dev/null || { cat "$WORK/emu.err" >&2; fail "the emulator exited"; }
     sleep 0.2
 done
 head -1 "$WORK/emu.out"
 grep -q '^# GES emulator on http://127.0.0.1:[0-9]* .* 3 backups' "$WORK/emu.out" \
     || { cat "$WORK/emu.out" "$WORK/emu.err" >&2; fail "the emulator did not print its URL and the 3 seed backups"; }
-CONN_LINE=$(grep '^AIRFLOW_CONN_GES_DEFAULT=' "$WORK/emu.out") || fail "the emulator printed no AIRFLOW_CONN line"
-eval "export $CONN_LINE"
+CONN_LINE=$(grep '^export AIRFLOW_CONN_GES_DEFAULT=' "$WORK/emu.out") \
+    || fail "the emulator printed no export AIRFLOW_CONN_GES_DEFAULT=... line"
+eval "$CONN_LINE"
 
 step "airflow dags test example_ges_list_backups, from the installed package's example_dags"
 # As the README tells pip users: the DAGs folder is the installed airflow_provider_ges.example_dags.

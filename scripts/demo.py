@@ -44,7 +44,7 @@ def start_emulator() -> tuple[subprocess.Popen[str], dict[str, Any]]:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     for line in process.stdout:
-        if line.startswith("AIRFLOW_CONN_GES_DEFAULT="):
+        if line.startswith("export AIRFLOW_CONN_GES_DEFAULT="):
             return process, json.loads(line.split("=", 1)[1].strip().strip("'"))
     raise SystemExit("the emulator did not start")
 

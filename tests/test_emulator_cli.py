@@ -6,16 +6,23 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
 import requests
 
-from airflow_provider_ges.emulator import DEFAULT_PROJECT_ID, DEFAULT_USER
+from airflow_provider_ges.emulator import DEFAULT_PROJECT_ID, DEFAULT_USER, __main__
+from airflow_provider_ges.emulator import ctl as ctl_module
 from airflow_provider_ges.emulator.data import SEED_EXAMPLE
+from airflow_provider_ges.emulator.defaults import DEFAULT_PORT
 
 from .test_emulator_lifecycle import wait_for
 
@@ -29,7 +36,7 @@ class Cli:
         assert self.proc.stdout is not None
         self.lines = [self.proc.stdout.readline() for _ in range(3)]
         name, _, value = self.lines[1].strip().partition("=")
-        assert name == "AIRFLOW_CONN_GES_DEFAULT", self.lines
+        assert name == "export AIRFLOW_CONN_GES_DEFAULT", self.lines
         self.conn: dict[str, Any] = json.loads(shlex.split(value)[0])
 
     def token(self) -> str:
@@ -226,3 +233,150 @@ def test_cli_serves_a_movies_graph(cli: type[Cli]) -> None:
     graphs = requests.get(url, headers={"X-Auth-Token": run.token()}, timeout=5).json()["graphs"]
     assert [g["name"] for g in graphs][:1] == ["movies"] and len(graphs) == 2
     assert run.stop() == 0
+
+
+# --- the first hour: port, banner, listings, help -----------------------------------------------------
+
+
+def test_the_default_port_is_no_well_known_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GES_EMULATOR_URL", raising=False)
+    assert __main__.build_parser().get_default("port") == DEFAULT_PORT
+    assert ctl_module.build_parser().get_default("url") == f"http://127.0.0.1:{DEFAULT_PORT}"
+    # not Airflow's API server (8080), nor another common development or database port, nor ephemeral
+    assert DEFAULT_PORT not in {8000, 8080, 8443, 8793, 8794, 8888, 5432, 5555, 6379, 3306, 9090, 18080}
+    assert 1024 < DEFAULT_PORT < 32768
+
+
+def test_a_port_in_use_is_one_line_and_exit_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [sys.executable, "-m", "airflow_provider_ges.emulator", "--port", str(port)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"error: port {port} on 127.0.0.1 is in use (another server listens there): "
+        "use --port 0 for any free port, or --port N\n"
+    )
+
+
+def test_the_banner_is_a_line_to_paste_and_names_the_graphs(cli: type[Cli]) -> None:
+    run = cli("--control", "--graphs", "3", "--graph-names", "movies,people")
+    graphs = ", ".join(g["name"] for g in run.ges("GET", "").json()["graphs"])
+    assert graphs.startswith("movies, people, ")
+    assert f", 3 graphs ({graphs}), 20 backups." in run.lines[0]
+    assert run.lines[0].rstrip().endswith("Paste the next line where Airflow runs:")
+    pasted = subprocess.run(
+        ["bash", "-c", f"{run.lines[1]}\nprintenv AIRFLOW_CONN_GES_DEFAULT"], capture_output=True, text=True
+    )
+    assert json.loads(pasted.stdout) == run.conn
+    assert run.lines[2].startswith("# AK/SK instead: export AIRFLOW_CONN_GES_DEFAULT='{")
+    assert run.proc.stdout is not None
+    steer = run.proc.stdout.readline()
+    assert steer == (
+        f"# Control API on: export GES_EMULATOR_URL={run.conn['host']}; "
+        "python -m airflow_provider_ges.emulator ctl --help\n"
+    )
+    assert run.stop() == 0
+
+
+def test_many_graphs_are_named_in_part(cli: type[Cli]) -> None:
+    run = cli("--graphs", "7", "--backups", "0")
+    assert ", 7 graphs (movies, " in run.lines[0] and " and 2 more), 0 backups." in run.lines[0]
+    assert run.stop() == 0
+
+
+def test_help_lists_ctl_and_its_commands() -> None:
+    cmd = [sys.executable, "-m", "airflow_provider_ges.emulator", "--help"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert "python -m airflow_provider_ges.emulator ctl [--url URL] COMMAND" in done.stdout
+    assert f"(default {DEFAULT_PORT})" in done.stdout
+    for name, text in ctl_module.commands():
+        assert f"  {name:<17} {text}" in done.stdout
+    assert {"graphs", "backups", "add-backup", "set-status", "stats"} <= {n for n, _ in ctl_module.commands()}
+
+
+def test_ctl_lists_graphs_and_backups_as_tables(cli: type[Cli]) -> None:
+    run = cli("--control", "--graphs", "2", "--backups", "0")
+    url = run.conn["host"]
+    assert ctl("backups", url=url).stdout.splitlines()[1:] == ["(none)"]
+    ctl("add-backup", "--graph", "movies", "--id", "b-done", "--size", "64", url=url)
+    ctl("add-backup", "--graph", "movies", "--status", "backing_up", "--id", "b-running", url=url)
+    other = run.ges("GET", "").json()["graphs"][1]
+    ctl("add-backup", "--graph", other["name"], "--status", "failed", "--id", "b-failed", url=url)
+    graphs = ctl("graphs", url=url)
+    assert graphs.returncode == 0, graphs.stderr
+    rows = [line.split() for line in graphs.stdout.splitlines()]
+    assert rows[0] == ["NAME", "ID", "STATUS", "BACKUPS"]
+    movies = run.ges("GET", "").json()["graphs"][0]
+    assert rows[1:] == [
+        ["movies", movies["id"], "903", "2"],
+        [other["name"], other["id"], "200", "1"],
+    ]  # 903: b-running
+    table = ctl("backups", "--graph", "movies", url=url).stdout.splitlines()
+    assert table[0].split() == ["ID", "NAME", "STATUS", "METHOD", "START", "(UTC)", "END", "(UTC)", "MB"]
+    assert [line.split()[0] for line in table[1:]] == ["b-done", "b-running"]
+    running = table[2].split()
+    assert (running[2], running[3], running[5], running[6]) == ("backing_up", "manual", "-", "0")
+    assert table[1].split()[-1] == "64"
+    failed = ctl("backups", "--status", "failed", url=url).stdout.splitlines()
+    assert [line.split()[0] for line in failed[1:]] == ["b-failed"]
+    missing = ctl("backups", "--graph", "nope", url=url)
+    assert (missing.returncode, missing.stderr) == (2, "error: no graph 'nope'\n")
+    assert ctl("backups", "--status", "done", url=url).returncode == 2  # argparse: invalid choice
+    assert run.stop() == 0
+
+
+def test_ctl_add_backup_starts_now_unless_told(cli: type[Cli]) -> None:
+    run = cli("--control")
+    url = run.conn["host"]
+    before = time.time()
+    now = json.loads(ctl("add-backup", "--graph", "movies", url=url).stdout)
+    assert before - 1 <= now["startTimestamp"] / 1000 <= time.time()  # not backdated: a gate counts it
+    assert (now["status"], now["endTimestamp"]) == ("success", now["startTimestamp"])  # ends now too
+    then = json.loads(
+        ctl("add-backup", "--graph", "movies", "--start", "2026-01-02T03:04:05Z", url=url).stdout
+    )
+    start = datetime.fromisoformat("2026-01-02T03:04:05+00:00").timestamp()
+    assert (then["startTimestamp"], then["endTimestamp"]) == (start * 1000, (start + 60) * 1000)
+    assert run.stop() == 0
+
+
+class _NotTheEmulator(BaseHTTPRequestHandler):
+    """Another web server on the port (Airflow's API server, say): an HTML page for any path."""
+
+    def do_GET(self) -> None:
+        body = b"<!doctype html><title>Airflow</title>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_PUT = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status", [200, 404])
+def test_ctl_says_plainly_when_it_is_not_the_emulator(status: int) -> None:
+    class Handler(_NotTheEmulator):
+        def send_response(self, code: int, message: str | None = None) -> None:
+            super().send_response(status, message)
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        for args in (["stats"], ["graphs"], ["add-backup", "--graph", "movies"]):
+            done = ctl(*args, url=url)
+            assert (done.returncode, done.stdout) == (2, "")
+            assert done.stderr.startswith(f"error: {url} is not a GES emulator: another server (")
+            assert f"answered there with HTTP {status}. Start the emulator with --control" in done.stderr
+            assert len(done.stderr.splitlines()) == 1
+    finally:
+        server.shutdown()
+        server.server_close()

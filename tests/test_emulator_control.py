@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -78,6 +79,42 @@ def test_graphs_and_backups(emu: GesEmulator) -> None:
     assert done["status"] == "success" and emu.backup(backup["id"]) == done
     assert ok(emu, "DELETE", "graphs/movies") == {"id": graph["id"]}
     assert emu.find_graph("movies")["status"] == "400"  # type: ignore[index]
+
+
+def test_listings_and_a_backup_added_now(emu: GesEmulator) -> None:
+    graphs = ok(emu, "GET", "graphs")
+    assert graphs == emu.graphs() and len(graphs) == 2
+    first, second = (g["name"] for g in graphs)
+    assert ok(emu, "GET", "backups") == emu.backups()
+    before = datetime.now(timezone.utc).timestamp() * 1000
+    added = ok(emu, "POST", "backups", {"graph": first, "status": "failed"})
+    assert before - 1000 <= added["startTimestamp"] <= datetime.now(timezone.utc).timestamp() * 1000
+    assert added["endTimestamp"] == added["startTimestamp"]  # no start given: it starts and ends now
+    timed = ok(emu, "POST", "backups", {"graph": first, "duration": 5, "start": 1767323045000})
+    assert timed["endTimestamp"] == 1767323050000
+    mine = ok(emu, "GET", f"backups?graph={first}")
+    assert mine == emu.backups(graphs[0]["id"]) and mine[-2:] == [added, timed]
+    assert ok(emu, "GET", f"backups?graph={graphs[1]['id']}&status=failed") == [
+        b for b in emu.backups(graphs[1]["id"]) if b["status"] == "failed"
+    ]
+    assert ok(emu, "GET", f"backups?graph={first}&status=failed")[-1] == added
+    assert all(b["graph_name"] == second for b in ok(emu, "GET", f"backups?graph={second}"))
+    refused(control(emu, "GET", "backups?graph=nope"), 404, "no graph 'nope'")
+    refused(
+        control(emu, "GET", "backups?status=done"),
+        400,
+        "field 'status' is 'done', expected one of backing_up, success, failed",
+    )
+
+
+def test_every_control_reply_says_it_is_the_emulator(emu: GesEmulator, ges_emulator: GesEmulator) -> None:
+    for response in (
+        control(emu, "GET", "stats"),
+        control(emu, "GET", "nothing-here"),
+        control(ges_emulator, "GET", "stats"),  # disabled: 403
+    ):
+        assert response.headers["X-GES-Emulator"] == "control", response.status_code
+    assert "X-GES-Emulator" not in Client(emu).get("/graphs").headers
 
 
 @pytest.mark.parametrize(

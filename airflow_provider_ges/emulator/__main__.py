@@ -1,13 +1,15 @@
 """``python -m airflow_provider_ges.emulator``: serve a local GES + IAM until SIGINT/SIGTERM.
 
-Prints the Airflow connection to use as an ``AIRFLOW_CONN_GES_DEFAULT='...'`` line (comment lines start
-with ``#``), so ``eval "$(... | grep ^AIRFLOW_CONN)"``-style use works. ``... emulator ctl ...`` steers
-a running one instead (see :mod:`.ctl`).
+Prints the Airflow connection to use as an ``export AIRFLOW_CONN_GES_DEFAULT='...'`` line to paste (the
+other lines start with ``#``), so ``eval "$(... | grep ^export)"``-style use works. ``... emulator ctl
+...`` steers a running one instead (see :mod:`.ctl`). A port it cannot listen on is one line on
+stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import shlex
@@ -25,13 +27,17 @@ from .store import JOB_WAIT_STATES
 
 
 def build_parser() -> argparse.ArgumentParser:
+    commands = "\n".join(f"  {name:<17} {text}" for name, text in ctl.commands())
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_ges.emulator",
         description="Local Huawei Cloud GES + IAM emulator (fake credentials, loopback by default).",
+        epilog=f"steer a running emulator (started with --control):\n  python -m {__package__} ctl"
+        f" [--url URL] COMMAND ...   (ctl COMMAND --help for its options)\n{commands}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--host", default=d.DEFAULT_HOST, help="address to listen on (default %(default)s)")
-    add("--port", type=int, default=8080, help="port; 0 picks a free one (default %(default)s)")
+    add("--port", type=int, default=d.DEFAULT_PORT, help="port; 0 picks a free one (default %(default)s)")
     add("--graphs", type=int, default=d.DEFAULT_GRAPHS, help="graphs to generate (default %(default)s)")
     add(
         "--graph-names",
@@ -148,18 +154,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    with emulator:
-        env = f"AIRFLOW_CONN_{args.conn_id.upper()}"
+    try:
+        emulator.start()
+    except OSError as exc:
+        problem = (
+            f"port {args.port} on {args.host} is in use (another server listens there)"
+            if exc.errno == errno.EADDRINUSE
+            else f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})"
+        )
+        print(f"error: {problem}: use --port 0 for any free port, or --port N", file=sys.stderr)
+        return 2
+    try:
+        export = f"export AIRFLOW_CONN_{args.conn_id.upper()}"
+        graphs = [g["name"] for g in emulator.graphs()]
+        names = ", ".join(graphs[:5]) + (f" and {len(graphs) - 5} more" if len(graphs) > 5 else "")
         print(
             f"# GES emulator on {emulator.url} (port {emulator.port}): project {emulator.project_id}, "
-            f"{len(emulator.graphs())} graphs, {len(emulator.backups())} backups. Stop with Ctrl-C."
+            f"{len(graphs)} graphs{f' ({names})' if graphs else ''}, {len(emulator.backups())} backups."
+            " Stop with Ctrl-C. Paste the next line where Airflow runs:"
         )
-        print(f"{env}={shlex.quote(json.dumps(emulator.connection()))}")
-        print(f"# AK/SK instead: {env}={shlex.quote(json.dumps(emulator.connection('aksk')))}")
+        print(f"{export}={shlex.quote(json.dumps(emulator.connection()))}")
+        print(f"# AK/SK instead: {export}={shlex.quote(json.dumps(emulator.connection('aksk')))}")
         if args.control:
-            print(f"# Control API on: GES_EMULATOR_URL={emulator.url} python -m {__package__} ctl --help")
+            steer = f"export GES_EMULATOR_URL={emulator.url}; python -m {__package__} ctl --help"
+            print(f"# Control API on: {steer}")
         sys.stdout.flush()
         stop.wait()
+    finally:
+        emulator.stop()
     return 0
 
 

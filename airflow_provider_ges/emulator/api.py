@@ -51,6 +51,9 @@ _CALL_SCOPES = {
 }
 DEFAULT_LIMIT = 10
 CONTROL_PREFIX = "/__emulator__"
+#: The header on every control reply, refusals included: how ``ctl`` tells the emulator from another
+#: server on the same port.
+CONTROL_HEADER = "X-GES-Emulator"
 CONTROL_DISABLED = "The emulator's control API is disabled: start it with control=True (CLI: --control)."
 CONTROL_LOOPBACK_ONLY = "The emulator's control API answers loopback clients only."
 
@@ -279,6 +282,11 @@ class GesApi:
             return ges_error(exc.status, exc.code, exc.message, v2)
 
     def _control(self, req: Request) -> Response:
+        response = self._control_reply(req)
+        response.headers[CONTROL_HEADER] = "control"
+        return response
+
+    def _control_reply(self, req: Request) -> Response:
         if self.control is None:
             return json_reply(403, {"error": CONTROL_DISABLED})
         try:

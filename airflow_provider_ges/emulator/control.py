@@ -6,11 +6,14 @@ token, no faults, not counted. Bodies and replies are JSON; errors are ``{"error
 (400 bad request, 404 unknown graph, backup or call). Graphs are named by ID or name.
 
 - ``GET stats`` -> the counters
+- ``GET graphs`` -> the live graphs; ``GET backups?graph=&status=`` -> the backups (of that graph, ID or
+  name; with that status) in list order
 - ``POST graphs`` ``{name?, graph_id?, status?}`` -> the graph
 - ``DELETE graphs/{graph}`` -> ``{"id": ...}``
 - ``PUT graphs/{graph}/status`` ``{status, then?, after?}`` -> the graph (see ``set_graph_status``)
 - ``POST backups`` ``{graph, status?, method?, start?, duration?, size?, backup_id?}`` -> the
-  backup (``start``: ISO 8601, UTC unless it has a zone, or epoch ms)
+  backup (``start``: ISO 8601, UTC unless it has a zone, or epoch ms; default now, and then
+  ``duration`` defaults to 0, not 60: a finished backup added now also ends now)
 - ``PUT backups/{backup_id}/status`` ``{status}`` -> the backup
 - ``PUT faults`` ``{spec}`` (the ``--faults`` syntax; "" for none) -> ``{spec}``
 - ``POST fail-next-job`` ``{graph?, reason?}`` -> ``{graph_id, reason}``
@@ -31,9 +34,10 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from .api import CONTROL_PREFIX, Request, Response, json_reply
+from .data import BACKUP_STATUSES
 from .store import GesError
 
 if TYPE_CHECKING:
@@ -97,6 +101,8 @@ class Control:
         self.emu = emu
         handlers: tuple[tuple[str, str, Callable[[dict[str, Any], dict[str, str]], Any]], ...] = (
             ("GET", r"stats", lambda body, p: emu.counters),
+            ("GET", r"graphs", lambda body, p: emu.graphs()),
+            ("GET", r"backups", self._backups),
             ("POST", r"graphs", self._add_graph),
             ("DELETE", r"graphs/(?P<graph>[^/]+)", self._delete_graph),
             ("PUT", r"graphs/(?P<graph>[^/]+)/status", self._set_graph_status),
@@ -122,7 +128,8 @@ class Control:
             if match and req.method == method:
                 params = {key: unquote(value) for key, value in match.groupdict().items()}
                 try:
-                    return json_reply(200, run(self._body(req), params))
+                    body = dict(parse_qsl(req.query)) if req.method == "GET" else self._body(req)
+                    return json_reply(200, run(body, params))
                 except ControlError as exc:
                     return json_reply(exc.status, {"error": str(exc)})
                 except (GesError, ValueError) as exc:
@@ -164,6 +171,15 @@ class Control:
             after=_field(body, "after", (int, float), 0.0),
         )
 
+    def _backups(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        graph, status = _field(body, "graph"), _field(body, "status")
+        if status is not None and status not in BACKUP_STATUSES:
+            raise ControlError(
+                400, f"field 'status' is {status!r}, expected one of {', '.join(BACKUP_STATUSES)}"
+            )
+        backups = self.emu.backups(None if graph is None else self._graph_id(graph))
+        return [b for b in backups if status is None or b["status"] == status]
+
     def _add_backup(self, body: dict[str, Any], params: dict[str, str]) -> Any:
         graph_id = self._graph_id(_field(body, "graph", default=...))
         start = _field(body, "start", (str, int, float))
@@ -171,8 +187,8 @@ class Control:
             graph_id,
             status=_field(body, "status", default="success"),
             method=_field(body, "method", default="manual"),
-            start=None if start is None else parse_time(start),
-            duration=_field(body, "duration", int, 60),
+            start=datetime.now(timezone.utc) if start is None else parse_time(start),
+            duration=_field(body, "duration", int, 0 if start is None else 60),
             size=_field(body, "size", int, 128),
             backup_id=_field(body, "backup_id"),
         )

@@ -1,6 +1,6 @@
 """``python -m airflow_provider_ges.emulator ctl ...``: steer a running emulator (started with
-``--control``) through its control API (:mod:`.control`). Prints the reply as JSON; exits 2 with a
-one-line message on any error."""
+``--control``) through its control API (:mod:`.control`). Prints the reply as JSON (``graphs`` and
+``backups``: a table); exits 2 with a one-line message on any error."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
+from email.message import Message
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from .api import CONTROL_PREFIX
+from . import defaults as d
+from .api import CONTROL_HEADER, CONTROL_PREFIX
 from .control import BACKUP_SETTINGS, SETTINGS
 from .data import BACKUP_METHODS, BACKUP_STATUSES
 from .store import JOB_WAIT_STATES
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_URL = f"http://{d.DEFAULT_HOST}:{d.DEFAULT_PORT}"
 
 
 class CtlError(Exception):
@@ -46,18 +49,36 @@ def call(
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
+            _check_emulator(url, reply.status, reply.headers)
             return json.load(reply)
     except urllib.error.HTTPError as exc:
-        try:
-            message = json.load(exc)["error"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {exc.code} from {url}: is this a GES emulator?"
-        raise CtlError(message) from None
+        _check_emulator(url, exc.code, exc.headers)
+        raise CtlError(json.load(exc)["error"]) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise CtlError(f"the emulator at {url} is not reachable ({reason})") from None
-    except ValueError:
-        raise CtlError(f"the reply from {url} is not JSON: is this a GES emulator?") from None
+        raise CtlError(
+            f"the emulator at {url} is not reachable ({reason}): start it with --control, or pass its URL"
+            " with --url or $GES_EMULATOR_URL"
+        ) from None
+
+
+def _check_emulator(url: str, status: int, headers: Message) -> None:
+    """:class:`CtlError` unless the emulator's control API sent this reply."""
+    if headers.get(CONTROL_HEADER) is None:
+        server = f" ({headers['Server']})" if headers.get("Server") else ""
+        raise CtlError(
+            f"{url} is not a GES emulator: another server{server} answered there with HTTP {status}."
+            f" Start the emulator with --control and pass its URL with --url or $GES_EMULATOR_URL"
+        )
+
+
+def _table(rows: list[dict[str, Any]], columns: dict[str, str]) -> str:
+    """``rows`` as aligned columns under the ``columns``' titles (a missing value: ``-``)."""
+    cells = [list(columns.values())]
+    cells += [["-" if row.get(key) is None else str(row[key]) for key in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells]
+    return "\n".join(lines if rows else [*lines, "(none)"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,13 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--graph", required=True, help="graph ID or name")
     backup.add_argument("--status", choices=BACKUP_STATUSES, default="success")
     backup.add_argument("--method", choices=BACKUP_METHODS, default="manual")
-    backup.add_argument("--start", help="ISO 8601 start time, UTC unless zoned (default: duration ago)")
-    backup.add_argument("--duration", type=int, help="seconds (default 60)")
+    backup.add_argument("--start", help="ISO 8601 start time, UTC unless zoned (default: now)")
+    backup.add_argument("--duration", type=int, help="seconds it ran (default 60 with --start, else 0)")
     backup.add_argument("--size", type=int, help="MB (default 128)")
     backup.add_argument("--id", dest="backup_id", help="its ID (default: a new UUID)")
     status = commands.add_parser("set-status", help="change a backup's status now; prints the backup")
     status.add_argument("backup_id")
     status.add_argument("status", choices=BACKUP_STATUSES)
+    commands.add_parser("graphs", help="list the graphs: name, ID, status, number of backups")
+    backups = commands.add_parser("backups", help="list the backups, oldest first")
+    backups.add_argument("--graph", help="only this graph's (ID or name)")
+    backups.add_argument("--status", choices=BACKUP_STATUSES, help="only backups with this status")
     commands.add_parser("stats", help="print the counters")
     faults = commands.add_parser("faults", help="replace the fault rules ('' or --clear for none)")
     spec = faults.add_mutually_exclusive_group(required=True)
@@ -129,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--backup", dest="backup_id", help="the backup's ID (default: a foreign backup)")
     commands.add_parser("expire-links", help="expire every download link issued so far")
     return parser
+
+
+def commands() -> list[tuple[str, str]]:
+    """``(name, help)`` of each command, for the emulator's own ``--help``."""
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return [(choice.dest, choice.help or "") for choice in action._choices_actions]
 
 
 def _quota(text: str) -> int | str:
@@ -179,6 +210,15 @@ def run(args: argparse.Namespace) -> Any:
         return call(url, "POST", "backups", {name: getattr(args, name) for name in fields})
     if command == "set-status":
         return call(url, "PUT", f"backups/{quote(args.backup_id, safe='')}/status", {"status": args.status})
+    if command == "graphs":
+        counts = Counter(b["graphId"] for b in call(url, "GET", "backups"))
+        graphs = [{**g, "backups": counts[g["id"]]} for g in call(url, "GET", "graphs")]
+        return _table(graphs, {"name": "NAME", "id": "ID", "status": "STATUS", "backups": "BACKUPS"})
+    if command == "backups":
+        query = urlencode({k: v for k, v in (("graph", args.graph), ("status", args.status)) if v})
+        columns = {"id": "ID", "name": "NAME", "status": "STATUS", "backupMethod": "METHOD"}
+        columns.update(startTime="START (UTC)", endTime="END (UTC)", size="MB")
+        return _table(call(url, "GET", f"backups?{query}"), columns)
     if command == "stats":
         return call(url, "GET", "stats")
     if command == "faults":
@@ -197,7 +237,8 @@ def run(args: argparse.Namespace) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        print(json.dumps(run(args)))
+        result = run(args)
+        print(result if isinstance(result, str) else json.dumps(result))
     except CtlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -33,3 +33,6 @@ DEFAULT_BACKUPS = 20
 DEFAULT_SEED = 0
 #: Host the emulator listens on.
 DEFAULT_HOST = "127.0.0.1"
+#: Port of the CLI emulator and ``ctl``'s default URL: not 8080 (Airflow 3's API server) nor any other
+#: well-known service's port, nor in Linux's ephemeral range. In-process emulators pick a free port.
+DEFAULT_PORT = 18643
