@@ -6,6 +6,7 @@ flips tonight's backup mid-wait; the downstream ETL task must see that backup th
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -44,6 +45,10 @@ def run(dag: Any, **kwargs: Any) -> tuple[Any, dict[str, str], dict[str, Any]]:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    asks = [t.task_id for t in dag.tasks if isinstance(t, HITLOperator)]
+    assert not asks, f"dag.test() would wait for a person forever ({asks}): run only(dag, task_id)"
     dag_run = dag.test(**kwargs)
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
     with create_session() as session:
@@ -52,6 +57,12 @@ def run(dag: Any, **kwargs: Any) -> tuple[Any, dict[str, str], dict[str, Any]]:
         )
         xcoms = {row.task_id: row.value for row in rows}
     return dag_run, states, xcoms
+
+
+def only(dag: Any, task_id: str) -> Any:
+    """The DAG with just ``task_id`` (none of its upstream tasks): e.g. the restore of
+    ``example_ges_restore_graph`` without the approval, which ``dag.test()`` cannot give."""
+    return dag.partial_subset(task_ids=[task_id], include_upstream=False)
 
 
 def flip_after_polls(emu: GesEmulator, backup_id: str, status: str, polls: int) -> threading.Thread:
@@ -200,3 +211,49 @@ def test_example_dags_import_without_touching_connections(monkeypatch: pytest.Mo
         "example_ges_restore_graph",
         "example_ges_wait_for_job",
     }
+
+
+@pytest.mark.ges_emulator(graphs=0, backups=0)
+def test_restore_example_tells_the_approver_what_the_graph_loses(night: tuple[GesEmulator, datetime]) -> None:
+    """``describe_restore`` (before the approval) shows the backup and what restoring throws away;
+    it reads backups only. The approval gates the restore (tests/test_deployment_lifecycle.py)."""
+    emu, _ = night
+    good = emu.backups()[0]
+    dag = load_dag("example_ges_restore_graph")
+    assert dag.get_task("approve_restore").upstream_task_ids == {"describe_restore"}
+    assert dag.get_task("restore_graph").upstream_task_ids == {"approve_restore"}
+
+    _run, states, xcoms = run(only(dag, "describe_restore"), run_conf={"backup_id": good["id"]})
+
+    assert states == {"describe_restore": "success"}
+    start = datetime.fromtimestamp(good["startTimestamp"] / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    end = datetime.fromtimestamp(good["endTimestamp"] / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    body = xcoms["describe_restore"]
+    for shown in (
+        good["id"],
+        good["name"],
+        f"started {start} UTC",
+        f"ended {end} UTC",
+        f"size {good['size']} MB",
+    ):
+        assert shown in body, (shown, body)
+    assert f"loses everything written since {start} UTC**, and it is stopped" in body, body
+    assert emu.counters["graph_action"] == 0 and emu.jobs("movies") == []
+
+
+@pytest.mark.ges_emulator(graphs=0, backups=0)
+@pytest.mark.parametrize("bad", ["failed", "unknown", "empty"])
+def test_restore_example_refuses_a_bad_backup_before_asking(
+    night: tuple[GesEmulator, datetime], bad: str
+) -> None:
+    from airflow_provider_ges.example_dags.example_ges_restore_graph import describe_restore
+
+    emu, _ = night
+    backup_id, why = {
+        "failed": (lambda: str(emu.add_backup("movies", status="failed")["id"]), "is failed, not success"),
+        "unknown": (lambda: "no-such-backup", "it has no backup 'no-such-backup'"),
+        "empty": (lambda: "", "backup_id rendered to '': give the id of one"),
+    }[bad]
+    with pytest.raises(ValueError, match=re.escape(why)):
+        describe_restore.function("movies", backup_id())
+    assert emu.counters["graph_action"] == 0
