@@ -10,6 +10,9 @@ from airflow_provider_ges.exceptions import GesApiError
 
 #: The documented default ``limit``: the smallest page size a refused ``limit`` is halved to.
 MIN_PAGE_SIZE = 10
+#: The smallest ``page_size`` a listing takes: each page starts at the last item of the page
+#: before, so a page of one would never move on.
+PAGER_MIN_PAGE_SIZE = 2
 _MAX_PAGES_SLACK = 5
 _MAX_UNCOUNTED = 100_000
 _PAGING_WORDS = re.compile(r"\b(limit|offset)\b", re.IGNORECASE)
@@ -33,6 +36,13 @@ class Listed(Protocol[ItemT_co]):
 
     @property
     def total(self) -> int | None: ...
+
+
+def check_page_size(page_size: object) -> int:
+    """``page_size`` if it is an integer of at least ``PAGER_MIN_PAGE_SIZE``, else a ``ValueError``."""
+    if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < PAGER_MIN_PAGE_SIZE:
+        raise ValueError(f"page_size must be an integer of at least {PAGER_MIN_PAGE_SIZE}, got {page_size!r}")
+    return page_size
 
 
 def refuses_paging(err: GesApiError) -> bool:
@@ -61,9 +71,7 @@ class Pager(Generic[ItemT]):
     """
 
     def __init__(self, page_size: int) -> None:
-        if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 2:
-            raise ValueError(f"page_size must be an integer of at least 2, got {page_size!r}")
-        self.page_size = page_size
+        self.page_size = check_page_size(page_size)
         #: where the next request starts; None once the listing has ended
         self.offset: int | None = 0
         self.pages = 0

@@ -486,6 +486,47 @@ def test_async_hook_finds_the_same_graph(ges_connection: Any) -> None:
     assert asyncio.run(find()) == graph["id"] == GesHook().find_graph_id("movies")
 
 
+@pytest.mark.ges_emulator(graphs=0, backups=0)
+def test_async_hook_iterates_backups_and_graphs_as_the_sync_hook_does(ges_connection: Any) -> None:
+    import asyncio
+
+    from airflow_provider_ges.hooks.ges import GesAsyncHook
+
+    emu = ges_connection
+    graphs = [emu.add_graph(f"g{n:02d}")["id"] for n in range(12)]
+    start = datetime.now(timezone.utc) - timedelta(days=1)
+    for n in range(25):
+        emu.add_backup(graphs[n % 3], start=start + timedelta(minutes=n))
+
+    def counted() -> tuple[int, ...]:
+        return tuple(emu.counters[k] for k in ("list_backups", "list_graph_backups", "list_graphs"))
+
+    async def listed() -> tuple[list[str], list[str], list[str]]:
+        async with GesAsyncHook(retry_base_delay=0.0) as hook:
+            everything = hook.iter_backups(page_size=10)
+            first = await anext(everything)  # an async iterator: the listing runs on the first item
+            return (
+                [first.id] + [b.id async for b in everything],
+                [b.id async for b in hook.iter_backups(graphs[0], page_size=4)],
+                [g.id async for g in hook.iter_graphs(page_size=5)],
+            )
+
+    before = counted()
+    got = asyncio.run(listed())
+    after_async = counted()
+    hook = fast_hook()
+    assert got == (
+        [b.id for b in hook.iter_backups(page_size=10)],
+        [b.id for b in hook.iter_backups(graphs[0], page_size=4)],
+        [g.id for g in hook.iter_graphs(page_size=5)],
+    )
+    assert [len(ids) for ids in got] == [25, 9, 12] and set(got[2]) == set(graphs)
+    # the same requests: 25 backups in pages of 10 = 3, 9 in pages of 4 = 3, 12 graphs in pages of 5 = 3
+    assert [a - b for a, b in zip(after_async, before, strict=True)] == [3, 3, 3]
+    assert [c - a for c, a in zip(counted(), after_async, strict=True)] == [3, 3, 3]
+    assert not hasattr(GesAsyncHook, "list_graphs")  # the sync hook's names only
+
+
 @pytest.mark.parametrize(
     ("err", "refused"),
     [

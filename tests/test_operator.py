@@ -55,3 +55,21 @@ def test_templated_fields() -> None:
 def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError, match=named):
         GesListBackupsOperator(task_id="ls", **kwargs)
+
+
+@pytest.mark.parametrize("bad", [1, 0, -3, True, 2.5, "100"])
+def test_page_size_below_the_pagers_minimum_is_refused_at_construction(bad: Any) -> None:
+    from airflow_provider_ges.paging import PAGER_MIN_PAGE_SIZE
+
+    expected = f"page_size must be an integer of at least {PAGER_MIN_PAGE_SIZE}, got {bad!r}"
+    with pytest.raises(ValueError) as err:
+        GesListBackupsOperator(task_id="ls", page_size=bad)
+    assert str(err.value) == expected and PAGER_MIN_PAGE_SIZE == 2
+
+
+def test_the_pagers_minimum_page_size_lists(ges_conn: Any, requests_mock: Any) -> None:
+    requests_mock.post(TOKEN_URL, **token_reply())
+    requests_mock.get(BACKUPS_URL, json=paged([backup(n) for n in range(1, 6)]))
+    result = GesListBackupsOperator(task_id="ls", page_size=2).execute({})
+    assert [b["id"] for b in result] == [f"b-{n:05d}" for n in range(5, 0, -1)]
+    assert {r.qs["limit"][0] for r in requests_mock.request_history if r.url.startswith(BACKUPS_URL)} == {"2"}

@@ -302,9 +302,9 @@ def test_duplicate_ids_inside_one_page_come_back_once() -> None:
     assert pager.offset is None
 
 
-@pytest.mark.parametrize("bad", [0, 1, -1, 1.5, "10", None])
-def test_page_size_must_be_a_positive_integer(bad: Any) -> None:
-    with pytest.raises(ValueError, match="page_size"):
+@pytest.mark.parametrize("bad", [0, 1, -1, 1.5, "10", None, True])
+def test_page_size_must_be_an_integer_of_at_least_two(bad: Any) -> None:
+    with pytest.raises(ValueError, match=f"page_size must be an integer of at least 2, got {bad!r}"):
         Pager(bad)
 
 

@@ -1,7 +1,7 @@
 """``GesHook`` (requests, for tasks) and ``GesAsyncHook`` (httpx, for the triggerer).
 
-Both are thin transports around the same wire layer (``airflow_provider_ges.wire``): the same
-requests, parsing, retries, token cache and paging.
+Both are thin transports that run the same call plans (``airflow_provider_ges.plans``): the same
+requests (``endpoints``), parsing (``replies``, ``models``), retries, token cache and paging.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import functools
 import importlib
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import datetime
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -668,17 +668,23 @@ class GesAsyncHook(_GesHookBase):
         selection = BackupFilter.of(
             graph_name=graph_name, status=status, backup_method=backup_method, newer_than=newer_than
         )
-        return selection.select(
-            await self._run(lambda config: self._backups_plan(config, graph_id, page_size))
-        )
+        return selection.select([b async for b in self.iter_backups(graph_id, page_size=page_size)])
 
-    async def list_graphs(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> list[Graph]:
-        """The project's graphs (GES lists those not deleted), each id once."""
-        return await self._run(lambda config: self._graphs_plan(config, page_size))
+    async def iter_backups(
+        self, graph_id: str | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> AsyncIterator[Backup]:
+        """Every backup of the project (or of one graph), each id once (see ``GesHook.iter_backups``)."""
+        for backup in await self._run(lambda config: self._backups_plan(config, graph_id, page_size)):
+            yield backup
+
+    async def iter_graphs(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> AsyncIterator[Graph]:
+        """The project's graphs, each id once (see ``GesHook.iter_graphs``)."""
+        for graph in await self._run(lambda config: self._graphs_plan(config, page_size)):
+            yield graph
 
     async def find_graph_id(self, name: str) -> str | None:
         """The id of the project's graph called ``name`` (None: no such graph, or several)."""
-        return graph_id_named(await self.list_graphs(), name)
+        return graph_id_named([g async for g in self.iter_graphs()], name)
 
     async def look(self, watch: Watch) -> Verdict:
         """One look of a backup wait (see ``airflow_provider_ges.gate``)."""

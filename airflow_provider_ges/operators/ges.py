@@ -36,6 +36,7 @@ from airflow_provider_ges.lifecycle import (
     select_prune,
     started_since,
 )
+from airflow_provider_ges.paging import check_page_size
 from airflow_provider_ges.times import check_time, to_utc
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class GesListBackupsOperator(BaseOperator):
     :param newer_than: only backups started at or after this time (datetime, ISO-8601 string or
         template such as ``"{{ data_interval_start }}"``). Templated.
     :param ges_conn_id: the ``ges`` connection. Templated.
-    :param page_size: backups asked for per request.
+    :param page_size: backups asked for per request (at least 2: pages overlap by one).
     """
 
     template_fields: Sequence[str] = (
@@ -93,15 +94,13 @@ class GesListBackupsOperator(BaseOperator):
         ):
             if value is not None and "{{" not in value:
                 choice(name, value, kind)  # "sucess" would match nothing: refuse it now
-        if not isinstance(page_size, int) or page_size < 1:
-            raise ValueError(f"page_size must be a positive integer, got {page_size!r}")
         self.graph_id = graph_id
         self.graph_name = graph_name
         self.status = status
         self.backup_method = backup_method
         self.newer_than = newer_than
         self.ges_conn_id = ges_conn_id
-        self.page_size = page_size
+        self.page_size = check_page_size(page_size)  # the pager's rule, at parse time
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow_provider_ges.hooks.ges import GesHook  # at run time: DAG parsing stays cheap
