@@ -34,8 +34,10 @@ class Cli:
         cmd = [sys.executable, "-m", "airflow_provider_ges.emulator", "--port", "0", *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
-        self.lines = [self.proc.stdout.readline() for _ in range(3)]
-        name, _, value = self.lines[1].strip().partition("=")
+        self.lines = [self.proc.stdout.readline()]
+        while self.lines[-1] and not self.lines[-1].startswith("# AK/SK"):  # the banner's last line
+            self.lines.append(self.proc.stdout.readline())
+        name, _, value = self.lines[2].strip().partition("=")
         assert name == "export AIRFLOW_CONN_GES_DEFAULT", self.lines
         self.conn: dict[str, Any] = json.loads(shlex.split(value)[0])
 
@@ -98,7 +100,8 @@ def test_prints_connection_serves_and_exits_cleanly(cli: type[Cli], sig: int) ->
     assert run.conn["conn_type"] == "ges" and run.conn["login"] == DEFAULT_USER
     assert run.conn["extra"]["project_id"] == DEFAULT_PROJECT_ID
     assert run.conn["extra"]["iam_endpoint"] == run.conn["host"]
-    assert '"auth_type": "aksk"' in run.lines[2] and run.lines[2].startswith("# AK/SK")
+    assert '"auth_type": "aksk"' in run.lines[3] and run.lines[3].startswith("# AK/SK")
+    assert run.lines[1] == "# Paste the export line in the shell that runs Airflow:\n" and len(run.lines) == 4
     assert run.list_backups().json()["backupCount"] == 7
     assert run.stop(sig) == 0
 
@@ -266,18 +269,16 @@ def test_the_banner_is_a_line_to_paste_and_names_the_graphs(cli: type[Cli]) -> N
     graphs = ", ".join(g["name"] for g in run.ges("GET", "").json()["graphs"])
     assert graphs.startswith("movies, people, ")
     assert f", 3 graphs ({graphs}), 20 backups." in run.lines[0]
-    assert run.lines[0].rstrip().endswith("Paste the next line where Airflow runs:")
+    assert run.lines[1] == "# Paste the export lines in the shell that runs Airflow (and ctl):\n"
     pasted = subprocess.run(
-        ["bash", "-c", f"{run.lines[1]}\nprintenv AIRFLOW_CONN_GES_DEFAULT"], capture_output=True, text=True
+        ["bash", "-c", f"{run.lines[2]}{run.lines[3]}printenv AIRFLOW_CONN_GES_DEFAULT GES_EMULATOR_URL"],
+        capture_output=True,
+        text=True,
     )
-    assert json.loads(pasted.stdout) == run.conn
-    assert run.lines[2].startswith("# AK/SK instead: export AIRFLOW_CONN_GES_DEFAULT='{")
-    assert run.proc.stdout is not None
-    steer = run.proc.stdout.readline()
-    assert steer == (
-        f"# Control API on: export GES_EMULATOR_URL={run.conn['host']}; "
-        "python -m airflow_provider_ges.emulator ctl --help\n"
-    )
+    conn, url = pasted.stdout.splitlines()
+    assert (json.loads(conn), url) == (run.conn, run.conn["host"])
+    assert run.lines[3].endswith("  # for: python -m airflow_provider_ges.emulator ctl --help\n")
+    assert run.lines[4].startswith("# AK/SK instead: export AIRFLOW_CONN_GES_DEFAULT='{")
     assert run.stop() == 0
 
 

@@ -1,9 +1,9 @@
 """``python -m airflow_provider_ges.emulator``: serve a local GES + IAM until SIGINT/SIGTERM.
 
-Prints the Airflow connection to use as an ``export AIRFLOW_CONN_GES_DEFAULT='...'`` line to paste (the
-other lines start with ``#``), so ``eval "$(... | grep ^export)"``-style use works. ``... emulator ctl
-...`` steers a running one instead (see :mod:`.ctl`). A port it cannot listen on is one line on
-stderr and exit code 2.
+Prints the Airflow connection to use as an ``export AIRFLOW_CONN_GES_DEFAULT='...'`` line to paste (with
+``--control`` also ``export GES_EMULATOR_URL=...`` for ``ctl``; the other lines start with ``#``), so
+``eval "$(grep ^export ...)"``-style use works. ``... emulator ctl ...`` steers a running one
+instead (see :mod:`.ctl`). A port it cannot listen on is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -171,13 +171,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"# GES emulator on {emulator.url} (port {emulator.port}): project {emulator.project_id}, "
             f"{len(graphs)} graphs{f' ({names})' if graphs else ''}, {len(emulator.backups())} backups."
-            " Stop with Ctrl-C. Paste the next line where Airflow runs:"
+            " Stop with Ctrl-C."
         )
-        print(f"{export}={shlex.quote(json.dumps(emulator.connection()))}")
-        print(f"# AK/SK instead: {export}={shlex.quote(json.dumps(emulator.connection('aksk')))}")
         if args.control:
-            steer = f"export GES_EMULATOR_URL={emulator.url}; python -m {__package__} ctl --help"
-            print(f"# Control API on: {steer}")
+            print("# Paste the export lines in the shell that runs Airflow (and ctl):")
+        else:
+            print("# Paste the export line in the shell that runs Airflow:")
+        print(f"{export}={shlex.quote(json.dumps(emulator.connection()))}")
+        if args.control:
+            print(f"export GES_EMULATOR_URL={emulator.url}  # for: python -m {__package__} ctl --help")
+        print(f"# AK/SK instead: {export}={shlex.quote(json.dumps(emulator.connection('aksk')))}")
         sys.stdout.flush()
         stop.wait()
     finally:
