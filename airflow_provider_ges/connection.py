@@ -28,6 +28,9 @@ DEFAULT_MAX_RETRIES = 5
 SECRET_EXTRAS = frozenset({"security_token", "proxies"})
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+#: The ``proxies`` keys both transports (requests and httpx) understand, and the proxy URL schemes.
+PROXY_KEYS = ("http", "https", "all")
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 
 def cloud_domain(region: str) -> str:
@@ -58,6 +61,7 @@ class ConnectionExtras(BaseModel):
     security_token: str | None = None
     allow_http: bool = False
     api_version: ApiVersion = "v1"
+    token_cache: bool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -72,7 +76,7 @@ class ConnectionExtras(BaseModel):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("verify", "allow_http", mode="before")
+    @field_validator("verify", "allow_http", "token_cache", mode="before")
     @classmethod
     def _flags(cls, value: Any) -> Any:
         return _flag(value)
@@ -85,6 +89,22 @@ class ConnectionExtras(BaseModel):
                 return json.loads(value)
             except ValueError:
                 raise ValueError('expected a JSON object such as {"https": "http://proxy:3128"}') from None
+        return value
+
+    @field_validator("proxies")
+    @classmethod
+    def _proxy_urls(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        """Each key a scheme, each value a proxy URL (never echoed: it may hold a password)."""
+        for key, url in (value or {}).items():
+            if key not in PROXY_KEYS:
+                raise ValueError(f"keys must be one of {', '.join(PROXY_KEYS)}, got {key!r}")
+            try:
+                parts = urlsplit(url)
+                ok = parts.scheme in PROXY_SCHEMES and bool(parts.hostname) and parts.port != 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"the {key!r} proxy must be a URL such as http://proxy:3128")
         return value
 
 
@@ -117,6 +137,8 @@ class GesConnectionConfig:
     security_token: str | None = field(default=None, repr=False)
     #: ``v1`` (``/v1.0/...``, the seed's API) or ``v2`` (``/v2/...``): where the calls of both go.
     api_version: ApiVersion = "v1"
+    #: Share the IAM token with the host's other processes (``airflow_provider_ges.token_cache``).
+    token_cache: bool = True
 
     @property
     def secrets(self) -> list[str]:
@@ -181,6 +203,7 @@ class GesConnectionConfig:
             max_retries=extras.max_retries,
             security_token=extras.security_token,
             api_version=extras.api_version,
+            token_cache=extras.token_cache,
         )
 
 

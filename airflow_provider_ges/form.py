@@ -2,7 +2,8 @@
 
 ``CONN_FIELDS`` and ``UI_FIELD_BEHAVIOUR`` go into ``get_provider_info()`` (what Airflow >= 3.2
 reads, without importing the hook); ``GesHook.get_connection_form_widgets()`` and
-``get_ui_field_behaviour()`` derive the Airflow 3.0/3.1 form from the same data.
+``get_ui_field_behaviour()`` derive the Airflow 3.1 form from the same data. Every extra that
+``connection.ConnectionExtras`` reads has its field here.
 """
 
 from __future__ import annotations
@@ -60,6 +61,21 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Only for temporary AK/SK credentials.",
         "schema": {"type": ["string", "null"], "format": "password"},
     },
+    "proxies": {
+        "label": "Proxies",
+        "description": 'JSON object, scheme (http, https or all) to proxy URL: {"https": "http://proxy:3128"}.',
+        "schema": {"type": ["string", "null"]},
+    },
+    "allow_http": {
+        "label": "Allow plain http",
+        "description": "Let tokens cross the network in clear to a host that is not loopback. Default off.",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "token_cache": {
+        "label": "Share the IAM token on this host",
+        "description": "Keep the token in a private file for the host's other task processes. Default on.",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
@@ -83,13 +99,14 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "auth_type": "password",
         "verify": "true",
         "timeout": "30",
+        "proxies": '{"https": "http://proxy:3128"}',
     },
 }
 
 
 def form_widgets() -> dict[str, Any]:
-    """The wtforms fields of the Airflow 3.0/3.1 connection form, from ``CONN_FIELDS``."""
-    from wtforms import IntegerField, PasswordField, StringField
+    """The wtforms fields of the Airflow 3.1 connection form, from ``CONN_FIELDS``."""
+    from wtforms import BooleanField, IntegerField, PasswordField, StringField
     from wtforms.validators import AnyOf, NumberRange, Optional
 
     widgets: dict[str, Any] = {}
@@ -100,6 +117,8 @@ def form_widgets() -> dict[str, Any]:
             widgets[name] = StringField(
                 spec["label"], validators=[Optional(), AnyOf(schema["enum"])], **kwargs
             )
+        elif "boolean" in schema["type"]:
+            widgets[name] = BooleanField(spec["label"], **kwargs)
         elif "integer" in schema["type"]:
             widgets[name] = IntegerField(spec["label"], validators=[Optional(), NumberRange(min=0)], **kwargs)
         elif schema.get("format") == "password":

@@ -23,6 +23,9 @@ os.environ.update(
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
+        # The host's IAM token files (airflow_provider_ges.token_cache): this session's own, emptied
+        # with the in-memory cache around every test; the processes tests start inherit it.
+        "GES_TOKEN_CACHE_DIR": str(AIRFLOW_HOME / "token-cache"),
     }
 )
 
@@ -35,6 +38,7 @@ TOKEN = "MIIT-token-value-" + "x" * 64
 
 @pytest.fixture(autouse=True)
 def _fresh_token_cache() -> Iterator[None]:
+    """No token in memory or in the token files, before and after each test."""
     from airflow_provider_ges.auth import TOKEN_CACHE
 
     TOKEN_CACHE.clear()

@@ -8,6 +8,7 @@ import pytest
 
 from airflow_provider_ges.hooks.ges import GesHook
 from tests.conftest import PASSWORD
+from tests.helpers import TOKEN_URL
 
 
 def config(conn_id: str = "ges_default") -> Any:
@@ -107,9 +108,54 @@ def test_hook_init_reads_no_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     assert repr(hook) == "GesHook(ges_conn_id='whatever')"
 
 
-def test_connection_test_names_the_form_not_the_temporary_id(set_conn: Any, requests_mock: Any) -> None:
-    """Airflow's REST "Test" runs an unsaved form under a random id such as 'TW5QqgIc'."""
-    set_conn("TW5QqgIc", extra={"project_id": None})
-    ok, message = GesHook("TW5QqgIc").test_connection()
+def test_connection_test_names_the_connection(set_conn: Any, requests_mock: Any) -> None:
+    set_conn(extra={"project_id": None})
+    ok, message = GesHook().test_connection()
     assert not ok and requests_mock.call_count == 0
-    assert message.startswith("The connection: extra 'project_id'") and "TW5QqgIc" not in message
+    assert message.startswith("GES connection 'ges_default': extra 'project_id' is required")
+    set_conn("ges_iam")
+    requests_mock.post(TOKEN_URL, status_code=401, json={"error": {"code": 401, "message": "wrong password"}})
+    ok, message = GesHook("ges_iam", retry_base_delay=0).test_connection()
+    assert not ok and message.startswith("GES connection 'ges_iam': Authentication failed")
+    assert PASSWORD not in message
+
+
+def test_token_cache_extra(set_conn: Any) -> None:
+    set_conn()
+    assert config().token_cache is True
+    for off in (False, "false", "off", "0"):
+        set_conn(extra={"token_cache": off})
+        assert config().token_cache is False
+    set_conn("ges_bad", extra={"token_cache": "sometimes"})
+    with pytest.raises(
+        ValueError, match=r"GES connection 'ges_bad': extra 'token_cache' is invalid .*'sometimes'"
+    ):
+        config("ges_bad")
+
+
+@pytest.mark.parametrize(
+    ("proxies", "problem"),
+    [
+        ('["http://proxy:3128"]', "valid dictionary"),
+        ({"ftp": "http://proxy:3128"}, "keys must be one of http, https, all, got 'ftp'"),
+        ({"https": "proxy:3128"}, "the 'https' proxy must be a URL such as http://proxy:3128"),
+        ({"https": "http://user:hunter2@proxy:port"}, "the 'https' proxy must be a URL"),
+        ({"all": "ftp://hunter2@proxy"}, "the 'all' proxy must be a URL"),
+    ],
+)
+def test_proxies_must_map_schemes_to_urls(set_conn: Any, proxies: Any, problem: str) -> None:
+    set_conn("ges_bad", extra={"proxies": proxies})
+    with pytest.raises(ValueError) as err:
+        config("ges_bad")
+    assert "GES connection 'ges_bad': extra 'proxies" in str(err.value) and problem in str(err.value)
+    assert "hunter2" not in str(err.value) and "(value hidden)" in str(err.value)
+
+
+def test_proxies_of_every_kind_accepted(set_conn: Any) -> None:
+    proxies = {
+        "http": "http://proxy:3128",
+        "https": "https://u:p@proxy.corp",
+        "all": "socks5h://127.0.0.1:1080",
+    }
+    set_conn(extra={"proxies": proxies})
+    assert config().proxies == proxies

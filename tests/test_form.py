@@ -1,4 +1,4 @@
-"""The connection form: one declaration, the same fields in Airflow 3.2+ and in 3.0/3.1."""
+"""The connection form: one declaration, the same fields in Airflow 3.2+ and in 3.1."""
 
 from __future__ import annotations
 
@@ -28,6 +28,21 @@ def test_provider_info_and_hook_widgets_agree_field_by_field() -> None:
         assert spec["description"] and len(spec["description"]) < 100, name  # one line each
     assert widgets["security_token"].field_class.__name__ == "PasswordField"
     assert fields["security_token"]["schema"]["format"] == "password"
+    for flag, default in (("allow_http", False), ("token_cache", True)):
+        assert widgets[flag].field_class.__name__ == "BooleanField", flag
+        assert fields[flag]["schema"] == {"type": ["boolean", "null"], "default": default}, flag
+    assert widgets["proxies"].field_class.__name__ == "StringField"
+
+
+def test_every_extra_the_connection_reads_has_a_field() -> None:
+    from airflow_provider_ges.connection import ConnectionExtras
+    from airflow_provider_ges.form import CONN_FIELDS
+
+    assert set(CONN_FIELDS) == set(ConnectionExtras.model_fields)
+    for name, spec in CONN_FIELDS.items():
+        default = ConnectionExtras.model_fields[name].default
+        if "default" in spec["schema"] and name != "verify":  # verify: the UI's text "true" is True
+            assert spec["schema"]["default"] == default, name
 
 
 def test_provider_info_and_hook_behaviour_agree() -> None:

@@ -374,14 +374,13 @@ class GesHook(_GesHookBase):
         config = self.config
 
         def fetch() -> Token:
-            token = drive_sync(self._token_plan(config), self._send, self._no_auth, self._sleep, self._warn)
-            mask_secret(token.value)
-            return token
+            return drive_sync(self._token_plan(config), self._send, self._no_auth, self._sleep, self._warn)
 
-        return TOKEN_CACHE.get_or_fetch(TokenKey.of(config), fetch, stale)
+        return TOKEN_CACHE.get_or_fetch(config, fetch, mask_secret, stale)
 
     def get_token(self) -> str:
-        """A project-scoped IAM token, from the process-wide cache while it is fresh."""
+        """A project-scoped IAM token: from this process's cache, else the host's (see
+        ``airflow_provider_ges.token_cache``), else IAM."""
         return self._token()
 
     def iter_backups(
@@ -503,9 +502,8 @@ class GesHook(_GesHookBase):
                 )
             )
         except Exception as err:  # the UI's Test button must get an answer, never a traceback
-            # The UI tests an unsaved form under a random temporary id: name the form, not that id.
-            named = f"GES connection {self.ges_conn_id!r}"
-            return False, explain(err, config).replace(named, "The connection")
+            message, named = explain(err, config), f"GES connection {self.ges_conn_id!r}"
+            return False, message if message.startswith(named) else f"{named}: {message}"
         how = "AK/SK" if config.auth_type == "aksk" else f"IAM user {config.login!r}"
         return True, f"Connected to {config.endpoint} as {how}: project has {page.backup_count} backups"
 
@@ -639,13 +637,11 @@ class GesAsyncHook(_GesHookBase):
         config = await self.get_config()
 
         async def fetch() -> Token:
-            token = await drive_async(
+            return await drive_async(
                 self._token_plan(config), self._send, self._no_auth_async, self._sleep, self._warn
             )
-            await amask_secret(token.value)
-            return token
 
-        return await TOKEN_CACHE.aget_or_fetch(TokenKey.of(config), fetch, stale)
+        return await TOKEN_CACHE.aget_or_fetch(config, fetch, amask_secret, stale)
 
     @staticmethod
     async def _no_auth_async(need: Authorize) -> Mapping[str, str]:
