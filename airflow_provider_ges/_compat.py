@@ -16,6 +16,10 @@ AIRFLOW_V_3_3_PLUS = tuple(int(p) for p in AIRFLOW_VERSION.split(".")[:2]) >= (3
 HAS_SHARED_STREAMS = AIRFLOW_V_3_3_PLUS
 #: 3.3: the triggerer gives an event trigger its watched assets' state store (``asset_state_store``).
 HAS_ASSET_STATE_STORE = AIRFLOW_V_3_3_PLUS
+#: 3.3: the scheduler starts a task with ``start_from_trigger`` in the triggerer, which renders the
+#: trigger kwargs named like the task's template fields first. 3.1 and 3.2 leave that start path
+#: disabled in the scheduler (``DagRun.schedule_tis``): every such task runs in a worker.
+STARTS_FROM_TRIGGER = AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING or AIRFLOW_V_3_2_PLUS:
     # 3.2 moved the task exceptions and ``conf`` into the task SDK
@@ -41,6 +45,7 @@ __all__ = [
     "AIRFLOW_V_3_3_PLUS",
     "HAS_ASSET_STATE_STORE",
     "HAS_SHARED_STREAMS",
+    "STARTS_FROM_TRIGGER",
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
@@ -52,12 +57,20 @@ __all__ = [
     "default_deferrable",
     "mask_secret",
     "secrets_masker",
+    "start_from_trigger_refusal",
 ]
 
 
 def default_deferrable() -> bool:
     """``[operators] default_deferrable`` from the Airflow config (False when unset)."""
     return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+def start_from_trigger_refusal() -> str | None:
+    """Why this Airflow cannot start a task in the triggerer (None: it can)."""
+    if STARTS_FROM_TRIGGER:
+        return None
+    return f"Airflow {AIRFLOW_VERSION} never starts a task in the triggerer (3.3 does)"
 
 
 def mask_secret(value: str) -> None:

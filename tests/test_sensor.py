@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import warnings
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from airflow.triggers.base import TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_ges._compat import (
+    STARTS_FROM_TRIGGER,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
 )
+from airflow_provider_ges.hooks.ges import GesHook
 from airflow_provider_ges.models import datetime_to_ms
-from airflow_provider_ges.sensors.ges import GesBackupSensor
-from airflow_provider_ges.triggers.ges import GesBackupTrigger
+from airflow_provider_ges.sensors.ges import SINCE_RUN_START, GesBackupSensor, GesJobSensor
+from airflow_provider_ges.triggers.ges import (
+    GesBackupSensorTrigger,
+    GesBackupTrigger,
+    GesJobSensorTrigger,
+    gate_of,
+    task_end,
+)
 from tests.conftest import PASSWORD, TOKEN
 from tests.helpers import (
     BACKUPS_URL,
@@ -227,3 +240,231 @@ def test_execute_complete_returns_or_raises() -> None:
         s.execute_complete({}, {"status": "timeout", "message": "late"})
     with pytest.raises(RuntimeError, match="no token"):
         s.execute_complete({}, {"status": "error", "message": "no token"})
+
+
+# --- start_from_trigger ----------------------------------------------------------------------------
+
+needs_start_path = pytest.mark.skipif(
+    not STARTS_FROM_TRIGGER, reason="Airflow < 3.3 never starts a task there"
+)
+
+
+def started(**kwargs: Any) -> GesBackupSensor:
+    kwargs.setdefault("graph_name", "{{ params.graph }}")
+    return GesBackupSensor(task_id="wait", start_from_trigger=True, **kwargs)
+
+
+@needs_start_path
+def test_start_from_trigger_hands_the_unrendered_arguments_to_the_trigger() -> None:
+    s = started(max_age=3600, poke_interval=7, timeout=600, retries=0)
+    assert s.deferrable is True and s.start_from_trigger is True  # implied: it waits in the triggerer
+    args = s.start_trigger_args
+    assert args is not None and args.next_method == "execute_complete"
+    assert args.trigger_cls == "airflow_provider_ges.triggers.ges.GesBackupSensorTrigger"
+    assert args.timeout == timedelta(seconds=600)
+    assert args.trigger_kwargs == {
+        "ges_conn_id": "ges_default",
+        "graph_id": None,
+        "graph_name": "{{ params.graph }}",
+        "newer_than": SINCE_RUN_START,
+        "max_age": 3600.0,
+        "backup_method": None,
+        "fail_on_failure": True,
+        "poll_interval": 7.0,
+        "ending": {"soft_fail": False, "retries": 0, "xcom": True},
+    }
+    assert GesBackupSensor.start_trigger_args is None  # the class attribute is left alone
+    trigger = GesBackupSensorTrigger(**args.trigger_kwargs)
+    assert trigger.serialize() == (args.trigger_cls, args.trigger_kwargs)
+
+
+@needs_start_path
+def test_the_triggerer_renders_the_templated_arguments_before_the_gate_is_built() -> None:
+    """As Airflow 3.3's triggerer does: the trigger's ``task_instance`` is the task's, whose
+    template fields that are also trigger kwargs get rendered on the trigger."""
+    s = started(backup_method="{{ params.method }}")
+    trigger = GesBackupSensorTrigger(**s.start_trigger_args.trigger_kwargs)  # type: ignore[union-attr]
+    trigger.task_instance = SimpleNamespace(task=s, task_id="wait")  # type: ignore[assignment]
+    assert set(trigger.template_fields) == {
+        "graph_id",
+        "graph_name",
+        "newer_than",
+        "backup_method",
+        "ges_conn_id",
+    }
+    # a manual run without a logical date: no data interval, so the run's run_after
+    run = SimpleNamespace(run_after=NOW)
+    context = {"params": {"graph": "movies", "method": "auto"}, "data_interval_start": None, "dag_run": run}
+    trigger.render_template_fields(context=context)  # type: ignore[arg-type]
+    gate = gate_of(trigger)
+    assert (gate.graph_name, gate.backup_method, gate.newer_than) == ("movies", "auto", NOW)
+    assert gate.max_age is None and gate.fail_on_failure is True
+
+
+@needs_start_path
+def test_the_job_sensor_starts_from_trigger_too() -> None:
+    s = GesJobSensor(task_id="j", graph_name="g1", job_id="{{ params.job }}", start_from_trigger=True)
+    args = s.start_trigger_args
+    assert args is not None and args.trigger_cls.endswith(".GesJobSensorTrigger")
+    assert args.trigger_kwargs is not None and args.trigger_kwargs["job_id"] == "{{ params.job }}"
+    assert GesJobSensorTrigger(**args.trigger_kwargs).serialize()[1] == args.trigger_kwargs
+
+
+def test_start_from_trigger_needs_deferrable() -> None:
+    with pytest.raises(
+        ValueError, match=r"start_from_trigger=True .* needs deferrable=True; got deferrable=False"
+    ):
+        started(deferrable=False)
+
+
+@pytest.mark.parametrize(
+    ("refusal", "kwargs", "why"),
+    [
+        ("Airflow 3.2.2 never starts a task in the triggerer (3.3 does)", {}, "Airflow 3.2.2 never starts"),
+        (None, {"graph_name": object()}, "graph_name=<object"),
+    ],
+)
+def test_start_from_trigger_falls_back_to_the_worker_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, refusal: str | None, kwargs: dict[str, Any], why: str
+) -> None:
+    monkeypatch.setattr("airflow_provider_ges.sensors.ges.start_from_trigger_refusal", lambda: refusal)
+    with pytest.warns(UserWarning) as warned:
+        s = started(**kwargs)
+    assert len(warned) == 1
+    message = str(warned[0].message)
+    assert message.startswith("wait: start_from_trigger=True ignored, it starts in a worker and defers: ")
+    assert why in message
+    assert s.start_from_trigger is False and s.start_trigger_args is None and s.deferrable is True
+
+
+def test_on_this_airflow_start_from_trigger_warns_only_where_it_cannot_start_there() -> None:
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        s = started()
+    assert s.start_from_trigger is STARTS_FROM_TRIGGER
+    assert len(warned) == (0 if STARTS_FROM_TRIGGER else 1)
+
+
+SUCCESS = {"status": "success", "backup": {"id": "b1"}}
+FAILED = {"status": "failed", "backup": {"id": "b1"}, "message": "Backup 'b1' failed"}
+
+
+@pytest.mark.parametrize(
+    ("event", "ending", "ends"),
+    [
+        (
+            SUCCESS,
+            {"soft_fail": False, "retries": 2, "xcom": True},
+            (TaskSuccessEvent, {"return_value": {"id": "b1"}}),
+        ),
+        (SUCCESS, {"soft_fail": False, "retries": 0, "xcom": False}, (TaskSuccessEvent, None)),
+        (FAILED, {"soft_fail": False, "retries": 0, "xcom": True}, (TaskFailedEvent, None)),
+        (FAILED, {"soft_fail": True, "retries": 2, "xcom": True}, (TaskSkippedEvent, None)),
+    ],
+)
+def test_a_sensor_started_in_the_triggerer_ends_there(
+    event: dict[str, Any], ending: dict[str, Any], ends: tuple[type, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    end = task_end(event, "backup", ending, logging.getLogger("t"))
+    assert type(end) is ends[0] and end.xcoms == ends[1]  # type: ignore[attr-defined]
+    if event is FAILED:
+        assert "Backup 'b1' failed" in caplog.text  # the task's log says why
+
+
+@pytest.mark.parametrize(
+    ("event", "ending", "raised"),
+    [
+        (FAILED, {"soft_fail": False, "retries": 2, "xcom": True}, AirflowFailException),  # retries: no retry
+        (
+            {"status": "timeout", "message": "late"},
+            {"soft_fail": False, "retries": 0, "xcom": True},
+            AirflowSensorTimeout,
+        ),
+        (
+            {"status": "error", "message": "no token"},
+            {"soft_fail": False, "retries": 0, "xcom": True},
+            RuntimeError,
+        ),
+        (FAILED, None, AirflowFailException),  # deferred from a worker: it resumes there as today
+        (SUCCESS, None, None),
+    ],
+)
+def test_anything_else_resumes_in_a_worker_as_a_deferred_sensor(
+    event: dict[str, Any], ending: dict[str, Any] | None, raised: type[Exception] | None
+) -> None:
+    end = task_end(event, "backup", ending, logging.getLogger("t"))
+    assert type(end) is TriggerEvent and end.payload == event
+    if raised is None:
+        assert sensor().execute_complete({}, end.payload) == {"id": "b1"}
+    else:
+        with pytest.raises(raised):
+            sensor().execute_complete({}, end.payload)
+
+
+def logged(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
+    """What was logged: Airflow's structlog writes to stdout, the stdlib to caplog."""
+    return capsys.readouterr().out + caplog.text
+
+
+def run_trigger(trigger: Any) -> list[Any]:
+    async def collect() -> list[Any]:
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(asyncio.wait_for(collect(), 30))
+
+
+@pytest.mark.ges_emulator(graphs=0, backups=0)
+def test_the_started_trigger_passes_with_the_backup_as_xcom(ges_connection: Any) -> None:
+    emu = ges_connection
+    emu.add_graph("movies")
+    made = emu.add_backup("movies", status="success", start=NOW)
+    kwargs = {"ges_conn_id": "ges_default", "graph_name": "movies", "newer_than": NOW.isoformat()}
+    ending = {"soft_fail": False, "retries": 0, "xcom": True}
+    (end,) = run_trigger(GesBackupSensorTrigger(**kwargs, poll_interval=0.05, ending=ending))
+    assert type(end) is TaskSuccessEvent and end.xcoms["return_value"]["id"] == made["id"]
+
+
+@pytest.mark.ges_emulator(graphs=0, backups=0)
+@pytest.mark.parametrize("case", ["failed backup", "missing graph"])
+def test_the_started_trigger_fails_fast(
+    ges_connection: Any, case: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    emu = ges_connection
+    emu.add_graph("movies")
+    emu.add_backup("movies", status="failed", start=NOW)
+    graph = "movies" if case == "failed backup" else "moveis"
+    ending = {"soft_fail": False, "retries": 0, "xcom": True}
+    trigger = GesBackupSensorTrigger(
+        ges_conn_id="ges_default",
+        graph_name=graph,
+        newer_than=NOW.isoformat(),
+        poll_interval=0.05,
+        ending=ending,
+    )
+    (end,) = run_trigger(trigger)
+    assert type(end) is TaskFailedEvent
+    assert (
+        "failed, and no later backup succeeded" if case == "failed backup" else "No graph named 'moveis'"
+    ) in logged(capsys, caplog)
+
+
+@pytest.mark.ges_emulator(graphs=0, backups=0)
+def test_the_started_job_trigger_resolves_the_graph_name(
+    ges_connection: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    emu = ges_connection
+    graph = emu.add_graph("movies")
+    job_id = GesHook("ges_default").create_backup(graph["id"])
+    ending = {"soft_fail": False, "retries": 0, "xcom": True}
+    (end,) = run_trigger(
+        GesJobSensorTrigger(
+            ges_conn_id="ges_default", graph_name="movies", job_id=job_id, poll_interval=0.05, ending=ending
+        )
+    )
+    assert type(end) is TaskSuccessEvent and end.xcoms["return_value"]["jobId"] == job_id
+    (end,) = run_trigger(
+        GesJobSensorTrigger(
+            ges_conn_id="ges_default", graph_name="nope", job_id=job_id, poll_interval=0.05, ending=ending
+        )
+    )
+    assert type(end) is TaskFailedEvent and "No graph named 'nope'" in logged(capsys, caplog)

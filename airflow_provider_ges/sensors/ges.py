@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -17,6 +18,7 @@ from airflow_provider_ges._compat import (
     AirflowSensorTimeout,
     AirflowSkipException,
     default_deferrable,
+    start_from_trigger_refusal,
 )
 from airflow_provider_ges.enums import BackupMethod, choice
 from airflow_provider_ges.exceptions import GesApiError
@@ -34,11 +36,57 @@ if TYPE_CHECKING:
 SINCE_RUN_START = "{{ data_interval_start | default(dag_run.run_after, true) }}"
 
 
+#: What a trigger kwarg of a task started in the triggerer may be (the triggerer renders strings).
+_PLAIN = (str, int, float, bool, datetime, type(None))
+
+
 class _DeferrableSensor(BaseSensorOperator):
     """A sensor that, when ``deferrable``, looks once in the worker and then waits in the triggerer
-    (``trigger()``) with its own timeout, resuming in ``execute_complete``."""
+    (``trigger()``) with its own timeout, resuming in ``execute_complete``; or, with
+    ``start_from_trigger``, starts in the triggerer and ends there (``triggers.ges._SensorStart``)."""
 
     deferrable: bool
+
+    def _wait_where(
+        self, deferrable: bool | None, start_from_trigger: bool, trigger: str, kwargs: dict[str, Any]
+    ) -> None:
+        """Set ``deferrable`` (default: True with ``start_from_trigger``, else ``[operators]
+        default_deferrable``); with ``start_from_trigger``, start in the triggerer with the trigger
+        ``airflow_provider_ges.triggers.ges.<trigger>(**kwargs)`` (the sensor's unrendered arguments)
+        where Airflow can, else warn once why and start in a worker, which defers."""
+        self.deferrable = (start_from_trigger or default_deferrable()) if deferrable is None else deferrable
+        if not start_from_trigger:
+            return
+        if not self.deferrable:
+            raise ValueError(
+                f"{self.task_id}: start_from_trigger=True waits in the triggerer, so it needs"
+                " deferrable=True; got deferrable=False"
+            )
+        why = start_from_trigger_refusal() or next(
+            (
+                f"{k}={v!r} is not a string, number or datetime (only a worker resolves it)"
+                for k, v in kwargs.items()
+                if not isinstance(v, _PLAIN)
+            ),
+            None,
+        )
+        if why is not None:
+            warnings.warn(
+                f"{self.task_id}: start_from_trigger=True ignored, it starts in a worker and defers: {why}",
+                UserWarning,
+                stacklevel=3,
+            )
+            return
+        from airflow.triggers.base import StartTriggerArgs
+
+        ending = {"soft_fail": self.soft_fail, "retries": self.retries, "xcom": self.do_xcom_push}
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=f"airflow_provider_ges.triggers.ges.{trigger}",
+            trigger_kwargs={**kwargs, "poll_interval": self.poke_interval, "ending": ending},
+            next_method="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
 
     def trigger(self) -> BaseTrigger:
         raise NotImplementedError
@@ -97,6 +145,11 @@ class GesBackupSensor(_DeferrableSensor):
     :param ges_conn_id: the ``ges`` connection. Templated.
     :param deferrable: wait in the triggerer, holding no worker slot (default:
         ``[operators] default_deferrable``).
+    :param start_from_trigger: start in the triggerer, with no worker process (the first look is
+        the trigger's), and end there on a pass, a failure without retries or a ``soft_fail`` skip;
+        templated arguments are rendered there. Needs Airflow >= 3.3: on 3.1 and 3.2 it warns and
+        starts in a worker, which defers. Implies ``deferrable``. A timeout, an error, or a failure
+        of a task with retries (which must not retry) ends in a worker, as when deferred.
     """
 
     template_fields: Sequence[str] = ("graph_id", "graph_name", "newer_than", "backup_method", "ges_conn_id")
@@ -113,6 +166,7 @@ class GesBackupSensor(_DeferrableSensor):
         fail_on_failure: bool = True,
         ges_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool | None = None,
+        start_from_trigger: bool = False,
         poke_interval: float | timedelta = 60,
         **kwargs: Any,
     ) -> None:
@@ -133,7 +187,11 @@ class GesBackupSensor(_DeferrableSensor):
         self.backup_method = backup_method
         self.fail_on_failure = fail_on_failure
         self.ges_conn_id = ges_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        from airflow_provider_ges.triggers.ges import GATE_ARGS
+
+        args = {"ges_conn_id": ges_conn_id, **{name: getattr(self, name) for name in GATE_ARGS}}
+        args["max_age"] = None if max_age is None else max_age.total_seconds()
+        self._wait_where(deferrable, start_from_trigger, "GesBackupSensorTrigger", args)
 
     @cached_property
     def hook(self) -> GesHook:
@@ -144,19 +202,10 @@ class GesBackupSensor(_DeferrableSensor):
     @cached_property
     def watch(self) -> Watch:
         """This try's wait, from the rendered arguments (the graph id is found once per try)."""
-        from airflow_provider_ges.gate import BackupGate, Watch
+        from airflow_provider_ges.gate import Watch
+        from airflow_provider_ges.triggers.ges import gate_of
 
-        gate = BackupGate.of(
-            {
-                "graph_id": self.graph_id or None,
-                "graph_name": self.graph_name or None,
-                "newer_than": self.newer_than or None,
-                "max_age": self.max_age,
-                "backup_method": self.backup_method or None,
-                "fail_on_failure": self.fail_on_failure,
-            }
-        )
-        return Watch(gate)
+        return Watch(gate_of(self))
 
     def trigger(self) -> BaseTrigger:
         from airflow_provider_ges.triggers.ges import GesBackupTrigger
@@ -209,6 +258,8 @@ class GesJobSensor(_DeferrableSensor):
     :param job_id: the job. Templated (e.g. ``"{{ ti.xcom_pull('backup', key='job_id') }}"``).
     :param ges_conn_id: the ``ges`` connection. Templated.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param start_from_trigger: start in the triggerer, with no worker process (Airflow >= 3.3; see
+        ``GesBackupSensor``).
     """
 
     template_fields: Sequence[str] = ("graph_id", "graph_name", "job_id", "ges_conn_id")
@@ -222,6 +273,7 @@ class GesJobSensor(_DeferrableSensor):
         graph_name: str | None = None,
         ges_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool | None = None,
+        start_from_trigger: bool = False,
         poke_interval: float | timedelta = 30,
         **kwargs: Any,
     ) -> None:
@@ -233,8 +285,9 @@ class GesJobSensor(_DeferrableSensor):
         self.graph_id = graph_id
         self.graph_name = graph_name
         self.ges_conn_id = ges_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._resolved: str | None = None
+        args = {"ges_conn_id": ges_conn_id, "job_id": job_id, "graph_id": graph_id, "graph_name": graph_name}
+        self._wait_where(deferrable, start_from_trigger, "GesJobSensorTrigger", args)
 
     @cached_property
     def hook(self) -> GesHook:

@@ -7,15 +7,23 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
-from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+from airflow.triggers.base import (
+    BaseEventTrigger,
+    BaseTrigger,
+    TaskFailedEvent,
+    TaskSkippedEvent,
+    TaskSuccessEvent,
+    TriggerEvent,
+)
 
 from airflow_provider_ges import DEFAULT_CONN_ID
 from airflow_provider_ges._compat import HAS_SHARED_STREAMS, asset_state_accessors
 from airflow_provider_ges.enums import BackupMethod, BackupStatus, choice
 from airflow_provider_ges.exceptions import GesApiError
-from airflow_provider_ges.gate import BackupGate, GraphListing, Watch
+from airflow_provider_ges.gate import BackupGate, GraphListing, Watch, graph_refusal
 from airflow_provider_ges.hooks.ges import GesAsyncHook
 from airflow_provider_ges.models import Backup
 from airflow_provider_ges.watermark import Watermark, advance, state_key, watched
@@ -110,6 +118,161 @@ class GesBackupTrigger(BaseTrigger):
 
         timeout = f"No successful backup of {self.watch.gate.graph} in time"
         return await poll(look, self.poll_interval, self.end_time, timeout, self.log)
+
+
+#: The arguments a backup gate is made of: ``GesBackupSensor``'s and ``GesBackupSensorTrigger``'s.
+GATE_ARGS = ("graph_id", "graph_name", "newer_than", "max_age", "backup_method", "fail_on_failure")
+
+
+def gate_of(source: object) -> BackupGate:
+    """The gate of a sensor's rendered arguments (the ``GATE_ARGS`` attributes of ``source``; an
+    empty one is None); a ``ValueError`` naming the field if one is bad."""
+    values = {name: getattr(source, name) for name in GATE_ARGS}
+    return BackupGate.of({k: v if isinstance(v, bool) else v or None for k, v in values.items()})
+
+
+def task_end(event: dict[str, Any], key: str, ending: dict[str, Any] | None, log: Any) -> TriggerEvent:
+    """The event that ends a wait: with ``ending`` None (a task deferred from a worker), ``event``,
+    which resumes the task in ``execute_complete``. A sensor started in the triggerer (``ending``:
+    its ``soft_fail``, ``retries``, ``xcom``) ends here where ``execute_complete`` would end it the
+    same way (``lifecycle.event_result``): success (``event[key]`` its XCom), a failure skipped
+    (``soft_fail``) or failed (no retries, so no retry to skip). The rest (a timeout, an error, a
+    failure of a task with retries, which must not retry) resumes the task in a worker."""
+    from airflow_provider_ges._compat import AirflowFailException
+    from airflow_provider_ges.lifecycle import event_result
+
+    if ending is not None:
+        try:
+            value = event_result(event, key)
+        except AirflowFailException as err:
+            if ending["soft_fail"] or not ending["retries"]:
+                log.error("%s", err)
+                return TaskSkippedEvent() if ending["soft_fail"] else TaskFailedEvent()
+        except Exception:  # a timeout or an error: execute_complete raises as it does today
+            pass
+        else:
+            return TaskSuccessEvent(xcoms={"return_value": value} if ending["xcom"] else None)
+    return TriggerEvent(event)  # type: ignore[no-untyped-call]
+
+
+class _SensorStart(BaseTrigger):
+    """A sensor's wait that the scheduler starts in the triggerer, with no worker
+    (``start_from_trigger``, Airflow >= 3.3). Its arguments are the sensor's, kept as attributes of
+    the same names, so the triggerer renders the templated ones before ``run``; the task ends here
+    (``task_end``). A subclass names the event key of the result and runs its wait (``_wait``)."""
+
+    key: ClassVar[str]
+    ges_conn_id: str
+    poll_interval: float
+    ending: dict[str, Any] | None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._kwargs = kwargs
+        for name, value in kwargs.items():
+            setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self._kwargs.items() if k != "ending")
+        return f"{type(self).__name__}({shown})"
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__qualname__}", dict(self._kwargs)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async with GesAsyncHook(self.ges_conn_id) as hook:
+            try:
+                event = await self._wait(hook)
+            except Exception as err:  # a bad connection, say: the task fails as it would in a worker
+                event = {"status": "error", "message": f"{type(err).__name__}: {err}"}
+        yield task_end(event, self.key, self.ending, self.log)
+
+    async def _wait(self, hook: GesAsyncHook) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class GesBackupSensorTrigger(_SensorStart):
+    """``GesBackupSensor(start_from_trigger=True)``'s wait: ``GesBackupTrigger`` on the gate of the
+    sensor's arguments (see ``_SensorStart``); ``max_age`` in seconds."""
+
+    key = "backup"
+
+    def __init__(
+        self,
+        *,
+        ges_conn_id: str,
+        graph_id: str | None = None,
+        graph_name: str | None = None,
+        newer_than: str | datetime | None = None,
+        max_age: float | None = None,
+        backup_method: str | None = None,
+        fail_on_failure: bool = True,
+        poll_interval: float = 60.0,
+        ending: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            ges_conn_id=ges_conn_id,
+            graph_id=graph_id,
+            graph_name=graph_name,
+            newer_than=newer_than,
+            max_age=max_age,
+            backup_method=backup_method,
+            fail_on_failure=fail_on_failure,
+            poll_interval=poll_interval,
+            ending=ending,
+        )
+
+    async def _wait(self, hook: GesAsyncHook) -> dict[str, Any]:
+        gate = gate_of(self).model_dump(mode="json")
+        wait = GesBackupTrigger(ges_conn_id=self.ges_conn_id, gate=gate, poll_interval=self.poll_interval)
+        return await wait._wait(hook)
+
+
+class GesJobSensorTrigger(_SensorStart):
+    """``GesJobSensor(start_from_trigger=True)``'s wait: ``GesJobTrigger`` on the sensor's job (see
+    ``_SensorStart``). A ``graph_name`` that no graph (or several) has, or a ``job_id`` rendered
+    empty, fails at once, as in a worker."""
+
+    key = "job"
+    job_id: str
+    graph_id: str | None
+    graph_name: str | None
+
+    def __init__(
+        self,
+        *,
+        ges_conn_id: str,
+        job_id: str,
+        graph_id: str | None = None,
+        graph_name: str | None = None,
+        poll_interval: float = 30.0,
+        ending: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            ges_conn_id=ges_conn_id,
+            job_id=job_id,
+            graph_id=graph_id,
+            graph_name=graph_name,
+            poll_interval=poll_interval,
+            ending=ending,
+        )
+
+    async def _wait(self, hook: GesAsyncHook) -> dict[str, Any]:
+        from airflow_provider_ges.lifecycle import check_id
+
+        try:
+            job_id = check_id("job_id", self.job_id, rendered=True)
+        except ValueError as err:
+            return {"status": "failed", "message": str(err)}
+        graph_id = self.graph_id or None
+        if graph_id is None:
+            graph_id, refusal = graph_refusal([g async for g in hook.iter_graphs()], self.graph_name or "")
+            if graph_id is None:
+                return {"status": "failed", "message": refusal}
+        wait = GesJobTrigger(
+            ges_conn_id=self.ges_conn_id, graph_id=graph_id, job_id=job_id, poll_interval=self.poll_interval
+        )
+        return await wait._wait(hook)
 
 
 class GesJobTrigger(BaseTrigger):
