@@ -34,12 +34,17 @@ class Cli:
         cmd = [sys.executable, "-m", "airflow_provider_ges.emulator", "--port", "0", *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
-        self.lines = [self.proc.stdout.readline()]
-        while self.lines[-1] and not self.lines[-1].startswith("# AK/SK"):  # the banner's last line
-            self.lines.append(self.proc.stdout.readline())
-        name, _, value = self.lines[2].strip().partition("=")
-        assert name == "export AIRFLOW_CONN_GES_DEFAULT", self.lines
-        self.conn: dict[str, Any] = json.loads(shlex.split(value)[0])
+        try:
+            self.lines = [self.proc.stdout.readline()]
+            while self.lines[-1] and not self.lines[-1].startswith("# AK/SK"):  # the banner's last line
+                self.lines.append(self.proc.stdout.readline())
+            name, _, value = self.lines[2].strip().partition("=")
+            assert name == "export AIRFLOW_CONN_GES_DEFAULT", self.lines
+            self.conn: dict[str, Any] = json.loads(shlex.split(value)[0])
+        except BaseException:  # no process left behind by a banner this test does not expect
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
     def token(self) -> str:
         conn = self.conn

@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["ctl"]:
@@ -170,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = ", ".join(graphs[:5]) + (f" and {len(graphs) - 5} more" if len(graphs) > 5 else "")
         print(
             f"# GES emulator on {emulator.url} (port {emulator.port}): project {emulator.project_id}, "
-            f"{len(graphs)} graphs{f' ({names})' if graphs else ''}, {len(emulator.backups())} backups."
+            f"{_count(len(graphs), 'graph')}{f' ({names})' if graphs else ''},"
+            f" {_count(len(emulator.backups()), 'backup')}."
             " Stop with Ctrl-C."
         )
         if args.control:
