@@ -1,5 +1,6 @@
 """A real Airflow deployment for tests: PostgreSQL, LocalExecutor, and the API server, scheduler,
-dag-processor and triggerer as separate processes, all pointed at an in-process GES emulator.
+dag-processor and triggerer as separate processes, all pointed at an in-process GES emulator; or the
+same with CeleryExecutor: a Redis broker, Celery workers and several triggerers.
 
 Use the module-scoped ``airflow_deployment`` fixture (load this module as a plugin)::
 
@@ -12,7 +13,14 @@ Use the module-scoped ``airflow_deployment`` fixture (load this module as a plug
         assert airflow_deployment.wait_run("example_ges_backup_gate", run_id) == "success"
 
 A test module may set ``DEPLOYMENT_CONFIG = {"SECTION__KEY": "value"}`` to override Airflow settings
-(e.g. ``{"SCHEDULER__USE_JOB_SCHEDULE": "True"}`` for asset-triggered runs).
+(e.g. ``{"SCHEDULER__USE_JOB_SCHEDULE": "True"}`` for asset-triggered runs), and
+``DEPLOYMENT_EXECUTOR = "CeleryExecutor"`` with ``DEPLOYMENT_WORKERS`` (default 2),
+``DEPLOYMENT_WORKER_CONCURRENCY`` (4) and ``DEPLOYMENT_TRIGGERERS`` (default 1; names ``triggerer``, or
+``triggerer-1``... when more) for the Celery shape: Debian's ``redis-server`` as the broker (as an
+unprivileged user, no persistence), PostgreSQL as metadata DB and result backend, each
+``airflow celery worker`` its own process group. Without ``redis-server`` such a module is skipped,
+unless ``GES_REQUIRE_REDIS=1`` (CI), which makes it fail. Every process gets ``GES_TOKEN_CACHE_DIR``
+(``base/token-cache``), the one place a token may be written.
 
 The DAGs folder is a fresh directory filled with ``airflow_provider_ges/example_dags/*.py`` and
 ``tests/deployment_dags/*.py`` at start. PostgreSQL refuses to run as root, so its throw-away cluster
@@ -28,6 +36,7 @@ import glob
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -50,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = ROOT / "airflow_provider_ges" / "example_dags"
 DEPLOYMENT_DAGS = Path(__file__).resolve().parent / "deployment_dags"
 PG_USER = "gesci"
+CELERY = "CeleryExecutor"
 #: Airflow's terminal task states.
 TERMINAL = {"success", "failed", "skipped", "upstream_failed", "removed"}
 RUN_TERMINAL = {"success", "failed"}
@@ -141,7 +151,7 @@ def _find_pg_binary(name: str) -> str:
 
 
 def _unprivileged_user() -> str | None:
-    """The user PostgreSQL runs as: None when we are not root (then we run it ourselves)."""
+    """The user PostgreSQL and Redis run as: None when we are not root (then we run them ourselves)."""
     if os.geteuid() != 0:
         return None
     try:
@@ -190,22 +200,76 @@ class Process:
         return {pid: rss_kb(pid) for pid in group_members(self.pid)}
 
 
-class PostgresCluster:
+class _Unprivileged:
+    """A server run as an unprivileged user (when we are root) in a temp dir of its own. Not under
+    pytest's tmp dir: that is 0700 root, so the user could not reach it."""
+
+    def __init__(self, prefix: str) -> None:
+        self.user = _unprivileged_user()
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        if self.user:
+            shutil.chown(self.root, self.user)
+            os.chmod(self.root, 0o700)
+        self.port = free_port()
+        self.process: Process | None = None
+
+    def _as_user(self, *cmd: str) -> list[str]:
+        return ["runuser", "-u", self.user, "--", *cmd] if self.user else list(cmd)
+
+
+class RedisServer(_Unprivileged):
+    """Debian's ``redis-server`` on a free loopback port: no persistence, its own process group."""
+
+    def __init__(self, log_dir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise DeploymentError(
+                "'redis-server' is not on PATH: install it (Debian: apt-get install redis-server; "
+                ".ci/run does this) to run the CeleryExecutor deployment tests"
+            )
+        super().__init__("ges-redis-")
+        self.binary = binary
+        self.log = log_dir / "redis.log"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 30.0) -> None:
+        with self.log.open("ab") as out:
+            popen = subprocess.Popen(
+                self._as_user(
+                    self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
+                    "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "",
+                ),
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        self.process = Process("redis", popen, self.log)
+
+        def pong() -> bool:
+            if popen.poll() is not None:
+                raise DeploymentError(f"redis-server exited:\n{tail(self.log)}")
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+
+        wait_for("Redis to answer PING", pong, timeout, interval=0.1)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PostgresCluster(_Unprivileged):
     """A throw-away PostgreSQL cluster on a free loopback port, as an unprivileged user."""
 
     def __init__(self, log_dir: Path) -> None:
         self.initdb = _find_pg_binary("initdb")
         self.postgres = _find_pg_binary("postgres")
-        self.user = _unprivileged_user()
-        # Not under pytest's tmp dir: that is 0700 root, so the postgres user could not reach it.
-        self.root = Path(tempfile.mkdtemp(prefix="ges-pg-"))
+        super().__init__("ges-pg-")
         self.data = self.root / "data"
-        self.port = free_port()
         self.log = log_dir / "postgres.log"
-        self.process: Process | None = None
-
-    def _as_user(self, *cmd: str) -> list[str]:
-        return ["runuser", "-u", self.user, "--", *cmd] if self.user else list(cmd)
 
     @property
     def url(self) -> str:
@@ -219,9 +283,6 @@ class PostgresCluster:
                 "psycopg2 is needed for the PostgreSQL metadata DB: pip install psycopg2-binary "
                 "(the [dev] extra)"
             ) from err
-        if self.user:
-            shutil.chown(self.root, self.user)
-            os.chmod(self.root, 0o700)
         with self.log.open("ab") as out:
             subprocess.run(
                 self._as_user(
@@ -284,18 +345,44 @@ class Deployment:
     ``emulator`` is the in-process :class:`GesEmulator` behind ``ges_default`` (password auth) and
     ``ges_aksk`` (AK/SK auth); steer it with its methods. ``base`` holds everything written:
     ``home`` (AIRFLOW_HOME, task logs under ``home/logs``), ``dags`` and ``proc_logs`` (each process's
-    output).
+    output) and ``token_cache`` (``GES_TOKEN_CACHE_DIR``). ``executor`` is ``LocalExecutor`` or
+    ``CeleryExecutor`` (then ``workers`` Celery workers, ``worker-1``..., with ``concurrency`` slots
+    each, on a Redis broker); ``triggerers`` triggerers run (see :attr:`triggerer_names`).
     """
 
-    SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+    SERVICES = ("api-server", "scheduler", "dag-processor")
 
-    def __init__(self, base: Path, *, config: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        *,
+        config: Mapping[str, str] | None = None,
+        executor: str = "LocalExecutor",
+        workers: int = 2,
+        concurrency: int = 4,
+        triggerers: int = 1,
+    ) -> None:
+        if executor not in ("LocalExecutor", CELERY):
+            raise ValueError(f"executor: {executor!r}, expected 'LocalExecutor' or {CELERY!r}")
+        for what, count in (("workers", workers), ("concurrency", concurrency), ("triggerers", triggerers)):
+            if count < 1:
+                raise ValueError(f"{what}: {count!r}, expected an integer >= 1")
         self.base = base
         self.home = base / "airflow-home"
         self.dags = base / "dags"
         self.proc_logs = base / "process-logs"
-        for path in (self.home, self.dags, self.proc_logs):
+        self.token_cache = base / "token-cache"
+        for path in (self.home, self.dags, self.proc_logs, self.token_cache):
             path.mkdir(parents=True, exist_ok=True)
+        self.token_cache.chmod(0o700)
+        self.executor = executor
+        self.concurrency = concurrency
+        #: ``triggerer`` alone (as before), or ``triggerer-1``, ``triggerer-2``, ...
+        self.triggerer_names = (
+            ["triggerer"] if triggerers == 1 else [f"triggerer-{i + 1}" for i in range(triggerers)]
+        )
+        self.worker_names = [f"worker-{i + 1}" for i in range(workers)] if executor == CELERY else []
+        self.redis = RedisServer(self.proc_logs) if executor == CELERY else None
         # Secrets of this deployment alone, so a grep for them finds only leaks.
         self.emulator = GesEmulator(
             password=f"Pw-{secrets.token_urlsafe(18)}", sk=secrets.token_hex(20), backup_duration=3600
@@ -321,7 +408,7 @@ class Deployment:
         config = {
             "CORE__DAGS_FOLDER": str(self.dags),
             "CORE__LOAD_EXAMPLES": "False",
-            "CORE__EXECUTOR": "LocalExecutor",
+            "CORE__EXECUTOR": self.executor,
             "CORE__PARALLELISM": "8",
             "CORE__MAX_ACTIVE_TASKS_PER_DAG": "128",
             "CORE__FERNET_KEY": Fernet.generate_key().decode(),
@@ -355,9 +442,21 @@ class Deployment:
             "TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
         }
+        if self.redis:
+            config.update({
+                "CELERY__BROKER_URL": self.redis.url,
+                "CELERY__RESULT_BACKEND": f"db+{self.postgres.url}",
+                "CELERY__WORKER_CONCURRENCY": str(self.concurrency),
+                "CORE__PARALLELISM": str(len(self.worker_names) * self.concurrency),
+                # Free ports: several workers and triggerers share this host (and other deployments
+                # may run beside); only the first of each serves logs (the rest read the same files).
+                "LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            })  # fmt: skip
         config.update(self.extra_config)
         env.update({f"AIRFLOW__{key}": value for key, value in config.items()})
         env["AIRFLOW_HOME"] = str(self.home)
+        env["GES_TOKEN_CACHE_DIR"] = str(self.token_cache)
         env.update(self.emulator.connection_env("ges_default"))
         env.update(self.emulator.connection_env("ges_aksk", auth_type="aksk"))
         env["PYTHONUNBUFFERED"] = "1"
@@ -398,6 +497,9 @@ class Deployment:
         self.copy_dags()
         self.postgres.start()
         self.timings["postgres"] = time.monotonic() - t0
+        if self.redis:
+            self.redis.start()
+            self.timings["redis"] = time.monotonic() - t0
         self._env = self.environment()
         with (self.proc_logs / "db-migrate.log").open("ab") as out:
             result = subprocess.run(
@@ -409,8 +511,18 @@ class Deployment:
         self.timings["db migrate"] = time.monotonic() - t0
         for name in self.SERVICES:
             self.start_process(name, name)
+        for name in self.triggerer_names:
+            self.start_triggerer(name)
+        for i, name in enumerate(self.worker_names):
+            self.start_process(
+                name, "celery", "worker", "--concurrency", str(self.concurrency), "--celery-hostname",
+                f"{name}@%h", *(["--skip-serve-logs"] if i else []),
+            )  # fmt: skip
         self.wait_healthy(timeout=max(10.0, timeout - (time.monotonic() - t0)))
         self.timings["healthy"] = time.monotonic() - t0
+        if self.worker_names:
+            self.wait_workers(timeout=max(10.0, timeout - (time.monotonic() - t0)))
+            self.timings["workers ready"] = time.monotonic() - t0
         self.wait_parsed(timeout=120.0)
         self.timings["dags parsed"] = time.monotonic() - t0
 
@@ -420,6 +532,8 @@ class Deployment:
             process.stop()
             self.timings[f"stop {process.name}"] = time.monotonic() - t0
         self.timings["stray processes killed"] = len(self.kill_strays())
+        if self.redis:
+            self.redis.stop()
         self.postgres.stop()
         self.emulator.stop()
 
@@ -471,6 +585,18 @@ class Deployment:
             self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
         return health
 
+    def wait_workers(self, timeout: float = 60.0) -> None:
+        """Every Celery worker connected to the broker and ready (its log says ``<name>@host ready.``)."""
+
+        def ready() -> bool:
+            self.check_alive()
+            return all(
+                re.search(rf"{name}@\S+ ready\.", self.processes[name].log.read_text(errors="replace"))
+                for name in self.worker_names
+            )
+
+        wait_for(f"the Celery workers {self.worker_names} to be ready", ready, timeout, 0.5)
+
     def wait_parsed(self, timeout: float = 120.0) -> None:
         """Every copied DAG file parsed (a DAG from it listed) and no import errors."""
 
@@ -487,13 +613,22 @@ class Deployment:
     # --- the triggerer --------------------------------------------------------------------------------
 
     @property
-    def triggerer(self) -> Process:
-        return self.processes["triggerer"]
+    def triggerers(self) -> dict[str, Process]:
+        """The running triggerers by name."""
+        return {n: self.processes[n] for n in self.triggerer_names if n in self.processes}
 
-    def kill_triggerer(self, sig: int = signal.SIGKILL, timeout: float = 30.0) -> Process:
-        """SIGKILL the triggerer's whole process group (a crash, an OOM kill of the pod), or SIGTERM
-        its main process (a deploy) and wait for it to exit; returns the retired process."""
-        process = self.processes.pop("triggerer")
+    @property
+    def triggerer(self) -> Process:
+        """The first running triggerer (the only one in the default shape)."""
+        return next(iter(self.triggerers.values()))
+
+    def kill_triggerer(
+        self, sig: int = signal.SIGKILL, timeout: float = 30.0, name: str | None = None
+    ) -> Process:
+        """SIGKILL a triggerer's whole process group (a crash, an OOM kill of the pod), or SIGTERM
+        its main process (a deploy) and wait for it to exit; returns the retired process. ``name``:
+        one of :attr:`triggerer_names`, by default the first running."""
+        process = self.processes.pop(name or self.triggerer.name)
         self.retired.append(process)
         if sig == signal.SIGKILL:
             process.signal_group(signal.SIGKILL)
@@ -506,10 +641,16 @@ class Deployment:
             raise DeploymentError(f"triggerer {process.pid} still running {timeout} s after {sig}") from None
         return process
 
-    def start_triggerer(self) -> Process:
-        if "triggerer" in self.processes and self.triggerer.alive():
-            raise DeploymentError("a triggerer is already running")
-        return self.start_process("triggerer", "triggerer")
+    def start_triggerer(self, name: str | None = None) -> Process:
+        """Start triggerer ``name`` (by default the first of :attr:`triggerer_names` not running);
+        only the first of them serves its logs."""
+        name = name or next((n for n in self.triggerer_names if n not in self.processes), None)
+        if name is None or name in self.processes:
+            raise DeploymentError(f"triggerer {name or self.triggerer_names} already running")
+        if name not in self.triggerer_names:
+            raise ValueError(f"triggerer name: {name!r}, expected one of {self.triggerer_names}")
+        skip = ["--skip-serve-logs"] if name != self.triggerer_names[0] else []
+        return self.start_process(name, "triggerer", *skip)
 
     # --- REST -----------------------------------------------------------------------------------------
 
@@ -685,8 +826,24 @@ class Deployment:
 
     def written_files(self) -> list[Path]:
         """Every file the deployment wrote: AIRFLOW_HOME (task, triggerer, dag-processor logs, config)
-        and each process's output (the DAG copies excluded: we wrote those)."""
-        return sorted(p for root in (self.home, self.proc_logs) for p in root.rglob("*") if p.is_file())
+        and each process's output; not the DAG copies (we wrote those) nor the token cache (the one
+        place a token may be kept: :meth:`token_cache_files`)."""
+        skip = (self.dags, self.token_cache)
+        return sorted(
+            p for p in self.base.rglob("*") if p.is_file() and not any(p.is_relative_to(s) for s in skip)
+        )
+
+    def token_cache_files(self) -> list[Path]:
+        return sorted(p for p in self.token_cache.rglob("*") if p.is_file())
+
+    def sql(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of a query on the metadata DB (what REST does not show, e.g. a trigger's triggerer)."""
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.postgres.port, user="airflow", dbname="airflow")
+        with contextlib.closing(conn), conn.cursor() as cur:
+            cur.execute(query, args)
+            return list(cur.fetchall())
 
     def failure_report(self, lines: int = 40) -> str:
         parts = [f"deployment under {self.base}; API {self.url}"]
@@ -738,8 +895,20 @@ def airflow_deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     """A running deployment for the test module (see the module docstring)."""
-    config = getattr(request.module, "DEPLOYMENT_CONFIG", None)
-    deployment = Deployment(tmp_path_factory.mktemp("airflow-deployment"), config=config)
+    module = request.module
+    executor = getattr(module, "DEPLOYMENT_EXECUTOR", "LocalExecutor")
+    if executor == CELERY and not shutil.which("redis-server") and os.environ.get("GES_REQUIRE_REDIS") != "1":
+        pytest.skip(
+            "CeleryExecutor deployment: no 'redis-server' on PATH (Debian: apt-get install redis-server)"
+        )
+    deployment = Deployment(
+        tmp_path_factory.mktemp("airflow-deployment"),
+        config=getattr(module, "DEPLOYMENT_CONFIG", None),
+        executor=executor,
+        workers=getattr(module, "DEPLOYMENT_WORKERS", 2),
+        concurrency=getattr(module, "DEPLOYMENT_WORKER_CONCURRENCY", 4),
+        triggerers=getattr(module, "DEPLOYMENT_TRIGGERERS", 1),
+    )
     plugin = _FailureLogs(deployment)
     request.config.pluginmanager.register(plugin, f"ges-deployment-{id(deployment)}")
     try:
