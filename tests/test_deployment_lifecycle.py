@@ -313,3 +313,132 @@ def test_export_then_import_with_a_lost_export_reply(
     assert imported["id"] == backups[0]["id"], (imported, backups)
     assert imported["backupMethod"] == "import", imported
     assert f"Imported {path} as backup" in logs[IMPORT], logs[IMPORT]
+
+
+# --- example_ges_restore_graph: a person approves (or rejects) the restore, through REST ----------
+
+import os  # noqa: E402 (this section's own imports)
+from typing import Any  # noqa: E402
+
+from airflow_provider_ges._compat import AIRFLOW_V_3_3_PLUS  # noqa: E402
+
+RESTORE_DAG, DESCRIBE, APPROVAL = "example_ges_restore_graph", "describe_restore", "approve_restore"
+DAG_IDS.append(RESTORE_DAG)  # a failed test's unfinished runs are failed after it (_clean_emulator)
+#: 3.3 parks a human-in-the-loop task in ``awaiting_input``; 3.1 and 3.2 defer it to ``HITLTrigger``.
+ASKING = "awaiting_input" if AIRFLOW_V_3_3_PLUS else "deferred"
+#: How long GES's stop and start jobs run: the restore defers on them, and a trigger that fires
+#: before the scheduler took the deferring worker's exit meets apache/airflow#67287 (see JOB_SECONDS).
+RESTORE_JOB_SECONDS = 5.0
+
+
+@pytest.fixture(scope="module")
+def _example_restore_polls_fast() -> Iterator[None]:
+    """The example's restore looks every second (``GES_EXAMPLE_POLL_INTERVAL``, in the environment
+    the deployment passes on)."""
+    saved = os.environ.get("GES_EXAMPLE_POLL_INTERVAL")
+    os.environ["GES_EXAMPLE_POLL_INTERVAL"] = "1"
+    yield
+    if saved is None:
+        os.environ.pop("GES_EXAMPLE_POLL_INTERVAL", None)
+    else:
+        os.environ["GES_EXAMPLE_POLL_INTERVAL"] = saved
+
+
+@pytest.fixture(scope="module")
+def airflow_deployment(_example_restore_polls_fast: None, airflow_deployment: Deployment) -> Deployment:
+    """The plugin's deployment (tests/deployment.py), started once that environment is set."""
+    return airflow_deployment
+
+
+def hitl_path(run_id: str) -> str:
+    return f"/api/v2/dags/{RESTORE_DAG}/dagRuns/{run_id}/taskInstances/{APPROVAL}/-1/hitlDetails"
+
+
+def ask_and_answer(d: Deployment, graph_name: str, backup_id: str, option: str) -> tuple[str, dict[str, Any]]:
+    """Trigger the example, wait for the approval to be asked, answer ``option`` through REST (as a
+    person in "Required Actions" does); returns the run id and what the person was shown."""
+    run_id = d.trigger(RESTORE_DAG, conf={"graph_name": graph_name, "backup_id": backup_id})
+    d.wait_task_state(RESTORE_DAG, run_id, APPROVAL, {ASKING}, timeout=120)
+    asked = dict(d.get(hitl_path(run_id)))
+    d.wait_released(RESTORE_DAG, run_id, APPROVAL)  # the asking worker's exit taken (#67287)
+    d.request("PATCH", hitl_path(run_id), json={"chosen_options": [option], "params_input": {}})
+    return run_id, asked
+
+
+def assert_shown(asked: dict[str, Any], graph_name: str, backup: dict[str, Any]) -> None:
+    """The approval names the backup (id, name, times, size) and what the graph loses."""
+    start = datetime.fromtimestamp(backup["startTimestamp"] / 1000, timezone.utc)
+    assert asked["options"] == ["Approve", "Reject"], asked
+    assert asked["subject"] == f"Restore GES graph {graph_name} from backup {backup['id']}?", asked
+    body = asked["body"]
+    for shown in (backup["id"], backup["name"], f"size {backup['size']} MB"):
+        assert shown in body, (shown, body)
+    assert f"loses everything written since {start:%Y-%m-%d %H:%M:%S} UTC" in body, body
+    assert "stopped while it restarts from the backup" in body, body
+
+
+def test_example_restore_approved_through_rest(
+    airflow_deployment: Deployment, request: pytest.FixtureRequest
+) -> None:
+    """Approved: the restore stops the graph and starts it from the backup (one stop, one start)."""
+    d = airflow_deployment
+    emu = d.emulator
+    graph_name = "hitl_approved"
+    graph_id = str(emu.add_graph(graph_name)["id"])
+    backup = emu.add_backup(graph_name, status="success")
+    emu.graph_action_duration = RESTORE_JOB_SECONDS
+    restores_before = len(emu.restores)
+
+    t0 = time.monotonic()
+    run_id, asked = ask_and_answer(d, graph_name, str(backup["id"]), "Approve")
+    t_answer = time.monotonic()
+    assert not emu.jobs(graph_name), "the graph was touched before the approval"
+    state = d.wait_run(RESTORE_DAG, run_id, timeout=180)
+    say(
+        request,
+        f"example restore approved: asked and answered {t_answer - t0:.1f} s after the trigger, run done"
+        f" {time.monotonic() - t_answer:.1f} s after the answer ({ASKING} while asking)",
+    )
+    states = d.states(RESTORE_DAG, run_id)
+    context = {
+        "states": states,
+        "jobs": emu.jobs(graph_name),
+        "log": d.task_log(RESTORE_DAG, run_id, "restore_graph"),
+    }
+
+    assert_shown(asked, graph_name, backup)
+    assert state == "success", context
+    assert states == {DESCRIBE: ("success", 1), APPROVAL: ("success", 1), "restore_graph": ("success", 1)}, (
+        context
+    )
+    assert d.get(hitl_path(run_id))["chosen_options"] == ["Approve"]
+    assert emu.job_names(graph_name) == ["StopGraph", "StartGraph"], context
+    assert [j["status"] for j in emu.jobs(graph_name)] == ["success", "success"], context
+    assert emu.restores[restores_before:] == [(graph_id, str(backup["id"]))]
+    assert emu.graph(graph_id).get("restoredBackupId") == str(backup["id"])
+    assert d.xcom(RESTORE_DAG, run_id, "restore_graph")["restoredBackupId"] == str(backup["id"])
+
+
+def test_example_restore_rejected_through_rest(airflow_deployment: Deployment) -> None:
+    """Rejected: the restore is skipped; GES sees no stop (no job at all) and the graph keeps running."""
+    d = airflow_deployment
+    emu = d.emulator
+    graph_name = "hitl_rejected"
+    graph_id = str(emu.add_graph(graph_name)["id"])
+    backup = emu.add_backup(graph_name, status="success")
+    restores_before = len(emu.restores)
+    emu.reset_counters()
+
+    run_id, asked = ask_and_answer(d, graph_name, str(backup["id"]), "Reject")
+    state = d.wait_run(RESTORE_DAG, run_id, timeout=120)
+    states = d.states(RESTORE_DAG, run_id)
+
+    assert_shown(asked, graph_name, backup)
+    assert state == "success", states  # a "Reject" is an answer, not a failure
+    assert states == {DESCRIBE: ("success", 1), APPROVAL: ("success", 1), "restore_graph": ("skipped", 0)}, (
+        states
+    )
+    assert d.get(hitl_path(run_id))["chosen_options"] == ["Reject"]  # (a rejection pushes no XCom)
+    assert emu.jobs(graph_name) == [] and emu.counters["graph_action"] == 0, emu.counters
+    assert emu.restores[restores_before:] == []
+    assert str(emu.graph(graph_id)["status"]) == "200"
