@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from airflow_provider_ges.emulator import GesEmulator
 from airflow_provider_ges.exceptions import GesAuthError
 from airflow_provider_ges.hooks.ges import GesAsyncHook, GesHook
+from airflow_provider_ges.token_cache import cache_dir
 
 
 def use(monkeypatch: pytest.MonkeyPatch, conn: dict[str, Any]) -> None:
@@ -20,13 +22,15 @@ def use(monkeypatch: pytest.MonkeyPatch, conn: dict[str, Any]) -> None:
 
 @pytest.mark.ges_emulator(graphs=2, backups=25, seed=3)
 def test_aksk_lists_every_backup_with_no_token_call(
-    ges_emulator: GesEmulator, monkeypatch: pytest.MonkeyPatch
+    ges_emulator: GesEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     use(monkeypatch, ges_emulator.connection("aksk"))
+    monkeypatch.setenv("GES_TOKEN_CACHE_DIR", str(tmp_path / "tokens"))
     ids = [b.id for b in GesHook().iter_backups(page_size=10)]
     assert sorted(ids) == sorted(b["id"] for b in ges_emulator.backups())
     assert ges_emulator.counters["list_backups"] == 3
     assert ges_emulator.counters["create_token"] == 0
+    assert not cache_dir().exists()  # no token, so no token file either
 
 
 @pytest.mark.ges_emulator(graphs=2, backups=25, seed=3)
