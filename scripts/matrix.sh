@@ -40,8 +40,8 @@ cell_spec() {
             ;;
         # The real-deployment tests (PostgreSQL + four Airflow processes) run in `make test` on this same
         # Airflow 3.3.2 and in the 3.1/3.2 cells (the Celery one in the shorter 3.2 cell only); they exercise
-        # Airflow's processes, not the interpreter, so
-        # these two cells leave them out to keep CI well under its time limit.
+        # Airflow's processes, not the interpreter, so these two cells leave them out to keep CI well under
+        # its time limit.
         af33-py310) PYV=3.10 AIRFLOW=3.3.2 SKIP=("--ignore-glob=tests/test_deployment*") ;;
         af33-py313) PYV=3.13 AIRFLOW=3.3.2 SKIP=("--ignore-glob=tests/test_deployment*") ;;
         *)
