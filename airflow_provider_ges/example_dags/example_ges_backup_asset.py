@@ -10,9 +10,10 @@ Backups that had succeeded before the watcher first started do not start runs. O
 the watcher's watermark is kept in the asset state store, so a triggerer restart neither repeats
 a run nor misses a backup that succeeded meanwhile; on 3.1/3.2 see ``docs/events.md``.
 
-The watcher registers when this file is parsed with the DAG unpaused. ``GES_EXAMPLE_GRAPH`` and
-``GES_EXAMPLE_POLL_INTERVAL`` (seconds) override the graph and the poll interval, read at parse
-time (no connection or network call happens here).
+The asset's URI is ``ges://<graph>/backups``, the form the provider's ``ges`` URI scheme checks
+(``airflow_provider_ges.assets``). The watcher registers when this file is parsed with the DAG
+unpaused. ``GES_EXAMPLE_GRAPH`` and ``GES_EXAMPLE_POLL_INTERVAL`` (seconds) override the graph and
+the poll interval, read at parse time (no connection or network call happens here).
 """
 
 from __future__ import annotations
