@@ -437,3 +437,106 @@ def test_no_secret_in_any_file_the_deployment_wrote(
         f"password, the SK and {len(tokens)} token(s); start-up: "
         f"{ {k: round(v, 1) for k, v in d.timings.items()} }",
     )
+
+
+# --- gates that start in the triggerer (start_from_trigger) ----------------------------------------------
+
+STARTED = "ges_gate_start_from_trigger"
+
+
+def worker_ran(d: Deployment, dag_id: str, run_id: str, task_id: str) -> bool:
+    """Whether a LocalExecutor worker ran any try of the task: the executor reports every workload it
+    ran to the scheduler, which logs "Received executor event ..." for its task instance key."""
+    key = f"TaskInstanceKey(dag_id={dag_id!r}, task_id={task_id!r}, run_id={run_id!r}, "
+    return any(key in line and "Received executor event" in line for line in d.scheduler_log().splitlines())
+
+
+def assert_no_worker(d: Deployment, dag_id: str, run_id: str, task_id: str) -> None:
+    """No worker ran the task: no executor event for it, and its task instance has no hostname (a
+    worker's task process sets it when it starts)."""
+    ti = d.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+    assert not worker_ran(d, dag_id, run_id, task_id), ti
+    assert not ti["hostname"], ti
+
+
+def test_start_from_trigger_gate_waits_then_passes_with_no_worker(airflow_deployment: Deployment) -> None:
+    """``start_from_trigger=True``: the scheduler defers the gate straight into the triggerer, which
+    renders ``{{ params.graph_name }}`` and the default ``newer_than`` (the run's ``run_after``); it
+    waits on a running backup (an older success does not count) and passes once it succeeded. No
+    worker ran the gate (the ETL's worker is the signal's control)."""
+    d = airflow_deployment
+    graph = "started_graph"
+    graph_id = new_graph(d, graph)
+    old = d.emulator.add_backup(graph, status="success", start=now() - timedelta(hours=1))["id"]
+    run_id = d.trigger(STARTED, conf={"graph_name": graph})
+    backup_id = backing_up(d, graph)
+    d.wait_task_state(STARTED, run_id, SENSOR, {"deferred"}, timeout=60)
+    wait_for_looks(d, looks(d), 2, timeout=30)  # the trigger looks, and waits
+    assert d.run(STARTED, run_id)["state"] == "running"
+    d.emulator.set_backup_status(backup_id, "success")
+
+    assert d.wait_run(STARTED, run_id, timeout=90) == "success"
+    assert d.states(STARTED, run_id) == {SENSOR: ("success", 1), ETL: ("success", 1)}
+    assert_single_try(d, STARTED, run_id, SENSOR)
+    assert d.xcom(STARTED, run_id, ETL) == graph
+    assert_no_worker(d, STARTED, run_id, SENSOR)
+    assert worker_ran(d, STARTED, run_id, ETL)
+    log = d.task_log(STARTED, run_id, SENSOR)  # the trigger's lines only
+    assert f"(id {graph_id})" in log and f"(id {backup_id}) is backing_up" in log, log
+    assert f"(id {backup_id}) is success" in log and old not in log, log
+
+
+@pytest.mark.parametrize("case", ["failed backup", "missing graph"])
+def test_start_from_trigger_gate_fails_fast_with_no_worker(airflow_deployment: Deployment, case: str) -> None:
+    """A failed backup, or a graph name no graph has: the gate started in the triggerer fails there
+    in its first try (the ETL ``upstream_failed``), saying why in its log, and no worker ran it."""
+    d = airflow_deployment
+    graph = "started_failing" if case == "failed backup" else "started_nowhere"
+    if case == "failed backup":
+        new_graph(d, graph)
+    run_id = d.trigger(STARTED, conf={"graph_name": graph})
+    if case == "failed backup":
+        backup_id = backing_up(d, graph)
+        d.wait_task_state(STARTED, run_id, SENSOR, {"deferred"}, timeout=60)
+        wait_for_looks(d, looks(d), 1, timeout=30)
+        d.emulator.set_backup_status(backup_id, "failed")
+
+    assert d.wait_run(STARTED, run_id, timeout=90) == "failed"
+    assert d.states(STARTED, run_id) == {SENSOR: ("failed", 1), ETL: ("upstream_failed", 0)}
+    assert_single_try(d, STARTED, run_id, SENSOR)
+    assert_no_worker(d, STARTED, run_id, SENSOR)
+    log = d.task_log(STARTED, run_id, SENSOR)
+    why = f"(id {backup_id}) of graph {graph!r}" if case == "failed backup" else f"No graph named {graph!r}"
+    assert why in log, log
+
+
+def test_start_from_trigger_job_sensor_passes_and_fails_fast_with_no_worker(
+    airflow_deployment: Deployment,
+) -> None:
+    """``GesJobSensor(start_from_trigger=True)``: the triggerer renders the job id and graph name from
+    params, finds the graph and waits for the job (a graph stop); it passes in a worker, which pushes
+    the job to XCom (one workload: the resume, not a start). A graph name no graph has fails at once
+    in the triggerer: no worker ran it."""
+    d = airflow_deployment
+    dag, task_id = "ges_job_start_from_trigger", "wait_for_job"
+    graph_id = new_graph(d, "started_job_graph")
+    from unittest import mock
+
+    from airflow_provider_ges.hooks.ges import GesHook
+
+    with mock.patch.dict("os.environ", d.emulator.connection_env("ges_default")):
+        job_id = GesHook("ges_default").stop_graph(graph_id)
+    passing = d.trigger(dag, conf={"graph_name": "started_job_graph", "job_id": job_id})
+    failing = d.trigger(dag, conf={"graph_name": "no_such_graph", "job_id": job_id})
+
+    assert d.wait_run(dag, passing, timeout=90) == "success"
+    assert d.wait_run(dag, failing, timeout=90) == "failed"
+    assert d.xcom(dag, passing, task_id)["jobId"] == job_id
+    assert "No graph named 'no_such_graph'" in d.task_log(dag, failing, task_id)
+    for run_id in (passing, failing):
+        assert_single_try(d, dag, run_id, task_id)
+    assert_no_worker(d, dag, failing, task_id)
+    key = f"TaskInstanceKey(dag_id={dag!r}, task_id={task_id!r}, run_id={passing!r}, "
+    assert (
+        sum("Received executor event" in line and key in line for line in d.scheduler_log().splitlines()) == 1
+    )

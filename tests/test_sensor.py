@@ -352,12 +352,7 @@ FAILED = {"status": "failed", "backup": {"id": "b1"}, "message": "Backup 'b1' fa
 @pytest.mark.parametrize(
     ("event", "ending", "ends"),
     [
-        (
-            SUCCESS,
-            {"soft_fail": False, "retries": 2, "xcom": True},
-            (TaskSuccessEvent, {"return_value": {"id": "b1"}}),
-        ),
-        (SUCCESS, {"soft_fail": False, "retries": 0, "xcom": False}, (TaskSuccessEvent, None)),
+        (SUCCESS, {"soft_fail": False, "retries": 2, "xcom": False}, (TaskSuccessEvent, None)),
         (FAILED, {"soft_fail": False, "retries": 0, "xcom": True}, (TaskFailedEvent, None)),
         (FAILED, {"soft_fail": True, "retries": 2, "xcom": True}, (TaskSkippedEvent, None)),
     ],
@@ -385,6 +380,7 @@ def test_a_sensor_started_in_the_triggerer_ends_there(
             {"soft_fail": False, "retries": 0, "xcom": True},
             RuntimeError,
         ),
+        (SUCCESS, {"soft_fail": False, "retries": 0, "xcom": True}, None),  # a worker pushes the XCom
         (FAILED, None, AirflowFailException),  # deferred from a worker: it resumes there as today
         (SUCCESS, None, None),
     ],
@@ -414,14 +410,18 @@ def run_trigger(trigger: Any) -> list[Any]:
 
 
 @pytest.mark.ges_emulator(graphs=0, backups=0)
-def test_the_started_trigger_passes_with_the_backup_as_xcom(ges_connection: Any) -> None:
+def test_the_started_trigger_passes(ges_connection: Any) -> None:
     emu = ges_connection
     emu.add_graph("movies")
     made = emu.add_backup("movies", status="success", start=NOW)
     kwargs = {"ges_conn_id": "ges_default", "graph_name": "movies", "newer_than": NOW.isoformat()}
-    ending = {"soft_fail": False, "retries": 0, "xcom": True}
+    ending = {"soft_fail": False, "retries": 0, "xcom": False}
     (end,) = run_trigger(GesBackupSensorTrigger(**kwargs, poll_interval=0.05, ending=ending))
-    assert type(end) is TaskSuccessEvent and end.xcoms["return_value"]["id"] == made["id"]
+    assert type(end) is TaskSuccessEvent and end.xcoms is None
+    (end,) = run_trigger(
+        GesBackupSensorTrigger(**kwargs, poll_interval=0.05, ending={**ending, "xcom": True})
+    )
+    assert type(end) is TriggerEvent and end.payload["backup"]["id"] == made["id"]  # a worker pushes it
 
 
 @pytest.mark.ges_emulator(graphs=0, backups=0)
@@ -455,13 +455,13 @@ def test_the_started_job_trigger_resolves_the_graph_name(
     emu = ges_connection
     graph = emu.add_graph("movies")
     job_id = GesHook("ges_default").create_backup(graph["id"])
-    ending = {"soft_fail": False, "retries": 0, "xcom": True}
+    ending = {"soft_fail": False, "retries": 0, "xcom": True}  # a worker pushes the job
     (end,) = run_trigger(
         GesJobSensorTrigger(
             ges_conn_id="ges_default", graph_name="movies", job_id=job_id, poll_interval=0.05, ending=ending
         )
     )
-    assert type(end) is TaskSuccessEvent and end.xcoms["return_value"]["jobId"] == job_id
+    assert type(end) is TriggerEvent and end.payload["job"]["jobId"] == job_id
     (end,) = run_trigger(
         GesJobSensorTrigger(
             ges_conn_id="ges_default", graph_name="nope", job_id=job_id, poll_interval=0.05, ending=ending

@@ -146,10 +146,11 @@ class GesBackupSensor(_DeferrableSensor):
     :param deferrable: wait in the triggerer, holding no worker slot (default:
         ``[operators] default_deferrable``).
     :param start_from_trigger: start in the triggerer, with no worker process (the first look is
-        the trigger's), and end there on a pass, a failure without retries or a ``soft_fail`` skip;
-        templated arguments are rendered there. Needs Airflow >= 3.3: on 3.1 and 3.2 it warns and
-        starts in a worker, which defers. Implies ``deferrable``. A timeout, an error, or a failure
-        of a task with retries (which must not retry) ends in a worker, as when deferred.
+        the trigger's; templated arguments are rendered there), and end there on a pass with
+        ``do_xcom_push=False``, a failure without retries or a ``soft_fail`` skip. Needs Airflow
+        >= 3.3: on 3.1 and 3.2 it warns and starts in a worker, which defers. Implies
+        ``deferrable``. A pass that pushes the backup to XCom, a timeout, an error, or a failure of
+        a task with retries (which must not retry) end in a worker, as when deferred.
     """
 
     template_fields: Sequence[str] = ("graph_id", "graph_name", "newer_than", "backup_method", "ges_conn_id")

@@ -135,15 +135,17 @@ def task_end(event: dict[str, Any], key: str, ending: dict[str, Any] | None, log
     """The event that ends a wait: with ``ending`` None (a task deferred from a worker), ``event``,
     which resumes the task in ``execute_complete``. A sensor started in the triggerer (``ending``:
     its ``soft_fail``, ``retries``, ``xcom``) ends here where ``execute_complete`` would end it the
-    same way (``lifecycle.event_result``): success (``event[key]`` its XCom), a failure skipped
-    (``soft_fail``) or failed (no retries, so no retry to skip). The rest (a timeout, an error, a
-    failure of a task with retries, which must not retry) resumes the task in a worker."""
+    same way (``lifecycle.event_result``): success without XCom (``xcom`` False), a failure skipped
+    (``soft_fail``) or failed (no retries, so no retry to skip). The rest resumes the task in a
+    worker: a timeout, an error, a failure of a task with retries (which must not retry) and a pass
+    that pushes ``event[key]`` to XCom (Airflow 3.3.2 stores an XCom of a ``TaskSuccessEvent``
+    JSON-encoded twice: a worker pulling it gets a string)."""
     from airflow_provider_ges._compat import AirflowFailException
     from airflow_provider_ges.lifecycle import event_result
 
     if ending is not None:
         try:
-            value = event_result(event, key)
+            event_result(event, key)
         except AirflowFailException as err:
             if ending["soft_fail"] or not ending["retries"]:
                 log.error("%s", err)
@@ -151,7 +153,9 @@ def task_end(event: dict[str, Any], key: str, ending: dict[str, Any] | None, log
         except Exception:  # a timeout or an error: execute_complete raises as it does today
             pass
         else:
-            return TaskSuccessEvent(xcoms={"return_value": value} if ending["xcom"] else None)
+            if not ending["xcom"]:
+                return TaskSuccessEvent()
+            log.info("Passing: the task ends in a worker, which pushes %s to XCom", key)
     return TriggerEvent(event)  # type: ignore[no-untyped-call]
 
 
