@@ -61,7 +61,9 @@ class ConnectionExtras(BaseModel):
     security_token: str | None = None
     allow_http: bool = False
     api_version: ApiVersion = "v1"
-    token_cache: bool = True
+    #: Not ``token_cache``: Airflow hides the value of an extra whose name holds "token" (the UI
+    #: would show and send back ``***`` for a checkbox).
+    iam_cache: bool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -76,7 +78,7 @@ class ConnectionExtras(BaseModel):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("verify", "allow_http", "token_cache", mode="before")
+    @field_validator("verify", "allow_http", "iam_cache", mode="before")
     @classmethod
     def _flags(cls, value: Any) -> Any:
         return _flag(value)
@@ -138,7 +140,7 @@ class GesConnectionConfig:
     #: ``v1`` (``/v1.0/...``, the seed's API) or ``v2`` (``/v2/...``): where the calls of both go.
     api_version: ApiVersion = "v1"
     #: Share the IAM token with the host's other processes (``airflow_provider_ges.token_cache``).
-    token_cache: bool = True
+    iam_cache: bool = True
 
     @property
     def secrets(self) -> list[str]:
@@ -203,7 +205,7 @@ class GesConnectionConfig:
             max_retries=extras.max_retries,
             security_token=extras.security_token,
             api_version=extras.api_version,
-            token_cache=extras.token_cache,
+            iam_cache=extras.iam_cache,
         )
 
 

@@ -71,7 +71,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Let tokens cross the network in clear to a host that is not loopback. Default off.",
         "schema": {"type": ["boolean", "null"], "default": False},
     },
-    "token_cache": {
+    "iam_cache": {
         "label": "Share the IAM token on this host",
         "description": "Keep the token in a private file for the host's other task processes. Default on.",
         "schema": {"type": ["boolean", "null"], "default": True},

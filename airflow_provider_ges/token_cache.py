@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from airflow_provider_ges.models import Token
 
@@ -60,10 +60,10 @@ class _Saved(BaseModel):
     """A token file's content."""
 
     key: list[str]  # endpoint, account, user, project: for a human reading the directory
-    check: str  # scrypt of the password, salted with the file's name
-    token: str = Field(repr=False)
-    expires_at: datetime
-    refresh_at: datetime
+    check: str = Field(pattern="^[0-9a-f]{64}$")  # scrypt of the password, salted with the file's name
+    token: str = Field(repr=False, min_length=1)
+    expires_at: AwareDatetime
+    refresh_at: AwareDatetime
 
 
 class TokenSlot:
@@ -88,7 +88,9 @@ class TokenSlot:
         """The password's check (~35 ms of CPU: before the lock, and off the event loop)."""
         if self.path is not None:
             salt = self.path.name.encode()
-            self._check = hashlib.scrypt(self._password.encode(), salt=salt, n=2**14, r=8, p=1).hex()
+            self._check = hashlib.scrypt(
+                self._password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32
+            ).hex()
 
     def lock(self, *, wait: bool) -> bool:
         """Take the key's lock; False while another process holds it (only when not ``wait``)."""
@@ -111,7 +113,7 @@ class TokenSlot:
         if self.path is None:
             return
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO never blocks
         except FileNotFoundError:
             return
         except OSError as err:
@@ -178,12 +180,12 @@ class FileTokens:
 
     def directory(self) -> Path | None:
         """The cache directory, made if missing; None if it is not private to this user."""
-        path = cache_dir()
         try:
+            path = cache_dir()
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             info = path.lstat()
-        except OSError as err:
-            self.warn(f"cannot use directory {path} ({err.strerror or err})")
+        except (OSError, RuntimeError) as err:  # RuntimeError: no home directory
+            self.warn(f"cannot use the cache directory ({err})")
             return None
         if not stat.S_ISDIR(info.st_mode):
             self.warn(f"{path} is not a directory (a symlink is not followed)")
@@ -196,7 +198,7 @@ class FileTokens:
         return None
 
     def _slot(self, config: GesConnectionConfig, unwanted: Set[str]) -> TokenSlot:
-        return TokenSlot(self, config if config.token_cache else None, unwanted)
+        return TokenSlot(self, config if config.iam_cache else None, unwanted)
 
     @contextlib.contextmanager
     def slot(self, config: GesConnectionConfig, unwanted: Set[str]) -> Iterator[TokenSlot]:

@@ -120,15 +120,15 @@ def test_connection_test_names_the_connection(set_conn: Any, requests_mock: Any)
     assert PASSWORD not in message
 
 
-def test_token_cache_extra(set_conn: Any) -> None:
+def test_iam_cache_extra(set_conn: Any) -> None:
     set_conn()
-    assert config().token_cache is True
+    assert config().iam_cache is True
     for off in (False, "false", "off", "0"):
-        set_conn(extra={"token_cache": off})
-        assert config().token_cache is False
-    set_conn("ges_bad", extra={"token_cache": "sometimes"})
+        set_conn(extra={"iam_cache": off})
+        assert config().iam_cache is False
+    set_conn("ges_bad", extra={"iam_cache": "sometimes"})
     with pytest.raises(
-        ValueError, match=r"GES connection 'ges_bad': extra 'token_cache' is invalid .*'sometimes'"
+        ValueError, match=r"GES connection 'ges_bad': extra 'iam_cache' is invalid .*'sometimes'"
     ):
         config("ges_bad")
 

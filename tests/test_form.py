@@ -28,7 +28,7 @@ def test_provider_info_and_hook_widgets_agree_field_by_field() -> None:
         assert spec["description"] and len(spec["description"]) < 100, name  # one line each
     assert widgets["security_token"].field_class.__name__ == "PasswordField"
     assert fields["security_token"]["schema"]["format"] == "password"
-    for flag, default in (("allow_http", False), ("token_cache", True)):
+    for flag, default in (("allow_http", False), ("iam_cache", True)):
         assert widgets[flag].field_class.__name__ == "BooleanField", flag
         assert fields[flag]["schema"] == {"type": ["boolean", "null"], "default": default}, flag
     assert widgets["proxies"].field_class.__name__ == "StringField"
@@ -74,3 +74,14 @@ def test_airflow_providers_manager_registers_every_ges_field() -> None:
     behaviour = manager.field_behaviours["ges"]
     assert behaviour["hidden_fields"] == ["schema"]
     assert behaviour["relabeling"]["login"] == "IAM user name, or Access Key (AK)"
+
+
+def test_only_secret_fields_have_names_airflow_hides() -> None:
+    """Airflow shows ``***`` for an extra whose name looks secret ("token", "proxies", ...): fine for
+    a secret, a broken field for anything else."""
+    from airflow_provider_ges._compat import secrets_masker
+    from airflow_provider_ges.connection import SECRET_EXTRAS
+    from airflow_provider_ges.form import CONN_FIELDS
+
+    hidden = {name for name in CONN_FIELDS if secrets_masker().should_hide_value_for_key(name)}
+    assert hidden == SECRET_EXTRAS

@@ -125,6 +125,11 @@ def corrupt(path: Path, outside: Path) -> None:
     path.write_text('{"token": "MII-half-writ')
 
 
+def odd_fields(path: Path, outside: Path) -> None:
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "check": "\u00e9" * 64, "refresh_at": "2999-01-01T00:00:00"}))
+
+
 def open_to_group(path: Path, outside: Path) -> None:
     path.chmod(0o640)
 
@@ -139,7 +144,12 @@ def symlink_elsewhere(path: Path, outside: Path) -> None:
 @pytest.mark.ges_emulator(graphs=1, backups=2)
 @pytest.mark.parametrize(
     ("spoil", "said"),
-    [(corrupt, "not a token file"), (open_to_group, "mode 0600"), (symlink_elsewhere, "Too many levels")],
+    [
+        (corrupt, "not a token file"),
+        (odd_fields, "not a token file"),
+        (open_to_group, "mode 0600"),
+        (symlink_elsewhere, "Too many levels"),
+    ],
 )
 def test_a_bad_file_warns_once_asks_iam_and_is_rewritten(
     emu: GesEmulator,
@@ -215,9 +225,9 @@ def test_a_token_near_expiry_is_not_used(emu: GesEmulator) -> None:
 
 
 @pytest.mark.ges_emulator(graphs=1, backups=2)
-def test_token_cache_false_writes_no_file(emu: GesEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_iam_cache_false_writes_no_file(emu: GesEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     conn = emu.connection()
-    conn["extra"]["token_cache"] = False
+    conn["extra"]["iam_cache"] = False
     monkeypatch.setenv("AIRFLOW_CONN_GES_DEFAULT", json.dumps(conn))
     token = new_process_token()
     assert GesHook().get_token() == token  # the memory cache stays
