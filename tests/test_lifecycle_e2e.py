@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_ges.emulator import GesEmulator
 from airflow_provider_ges.hooks.ges import GesHook
-from tests.test_e2e import airflow_db, flip_after_polls, load_dag, run  # noqa: F401 (airflow_db: a fixture)
+from tests.test_e2e import airflow_db, flip_after_polls, load_dag, only, run  # noqa: F401 (airflow_db: a fixture)
 
 WAITS = {"sync": False, "deferrable": True}
 FAST = {"graphs": 0, "backups": 0, "backup_duration": 0.5, "graph_action_duration": 0.3}
@@ -41,6 +41,11 @@ def tune(dag: Any, task_id: str, **attrs: Any) -> Any:
     for name, value in {"poll_interval": 0.2, "timeout": 30.0, **attrs}.items():
         setattr(task, name, value)
     return dag
+
+
+def restore_dag(**changes: Any) -> Any:
+    """The restore example's restore task alone (dag.test() cannot answer its approval), tuned."""
+    return tune(only(load_dag("example_ges_restore_graph"), "restore_graph"), "restore_graph", **changes)
 
 
 @pytest.fixture
@@ -192,7 +197,7 @@ def test_prune_never_takes_the_newest_successful_backup(movies: tuple[GesEmulato
 def test_restore_from_a_good_backup(movies: tuple[GesEmulator, dict[str, Any]], wait: str) -> None:
     emu, graph = movies
     good = emu.backups(graph["id"])[0]
-    dag = tune(load_dag("example_ges_restore_graph"), "restore_graph", deferrable=WAITS[wait])
+    dag = restore_dag(deferrable=WAITS[wait])
 
     dag_run, states, xcoms = run(dag, run_conf={"backup_id": good["id"]})
 
@@ -213,7 +218,7 @@ def test_restore_starts_a_stopped_graph_from_the_backup(movies: tuple[GesEmulato
     good = emu.backups(graph["id"])[0]
     hook = GesHook(retry_base_delay=0.001)
     hook.stop_graph(graph["id"])
-    dag = tune(load_dag("example_ges_restore_graph"), "restore_graph", deferrable=False)
+    dag = restore_dag(deferrable=False)
 
     _dag_run, states, _ = run(dag, run_conf={"backup_id": good["id"]})  # waits out 901 (stopping)
 
@@ -238,7 +243,7 @@ def test_restore_refuses_a_bad_backup_and_leaves_the_graph_running(
     if bad == "running":
         emu.set_backup_status_later(backup_id, "success", 30)  # still running during the run
     emu.reset_counters()
-    dag = tune(load_dag("example_ges_restore_graph"), "restore_graph", retries=2)
+    dag = restore_dag(retries=2)
 
     _dag_run, states, _ = run(dag, run_conf={"backup_id": backup_id})
 
