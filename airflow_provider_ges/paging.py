@@ -9,7 +9,7 @@ from typing import Generic, Protocol, TypeVar
 from airflow_provider_ges.exceptions import GesApiError
 
 #: The documented default ``limit``: the smallest page size a refused ``limit`` is halved to.
-MIN_PAGE_SIZE = 10
+REFUSED_LIMIT_FLOOR = 10
 #: The smallest ``page_size`` a listing takes: each page starts at the last item of the page
 #: before, so a page of one would never move on.
 PAGER_MIN_PAGE_SIZE = 2

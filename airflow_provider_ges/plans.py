@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from airflow_provider_ges.endpoints import Request
 from airflow_provider_ges.exceptions import GesApiError, GesAuthError
-from airflow_provider_ges.paging import MIN_PAGE_SIZE, Pager, refuses_paging
+from airflow_provider_ges.paging import REFUSED_LIMIT_FLOOR, Pager, refuses_paging
 from airflow_provider_ges.replies import Response, parse_json
 from airflow_provider_ges.shared import SHARED
 
@@ -142,7 +142,7 @@ def listing(
     """Every item of an offset/limit listing, each id once (see ``Pager``).
 
     A reply refusing the paging parameters (a capped ``limit``) halves the page size and asks
-    again, down to ``MIN_PAGE_SIZE``; the size that worked is logged once.
+    again, down to ``REFUSED_LIMIT_FLOOR``; the size that worked is logged once.
     """
     pager: Pager[Any] = Pager(page_size)
     items: list[Any] = []
@@ -155,18 +155,18 @@ def listing(
         except GesApiError as err:
             if not refuses_paging(err):
                 raise
-            if pager.page_size <= MIN_PAGE_SIZE:
+            if pager.page_size <= REFUSED_LIMIT_FLOOR:
                 raise GesApiError(
                     err.reason,
                     status_code=err.status_code,
                     error_code=err.error_code,
                     error_message=f"{err.error_message} (refused every page size from {page_size} to"
-                    f" {MIN_PAGE_SIZE})",
+                    f" {REFUSED_LIMIT_FLOOR})",
                     method=err.method,
                     path=err.path,
                 ) from None
             refused = err
-            pager.page_size = max(MIN_PAGE_SIZE, pager.page_size // 2)
+            pager.page_size = max(REFUSED_LIMIT_FLOOR, pager.page_size // 2)
             continue
         if refused is not None:
             yield Warn(f"GES refused limit={page_size} ({refused}); listing with limit={pager.page_size}")

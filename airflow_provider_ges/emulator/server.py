@@ -382,7 +382,7 @@ class GesEmulator:
         return self._store.set_graph_status(self._find(graph)["id"], status, then=then, after=after)
 
     def delete_graph(self, graph_id: str) -> None:
-        """Delete a graph (its backups stay, as GES keeps them; see ``GesStore.delete_graph``)."""
+        """Delete a graph (its backups stay, as GES keeps them; see ``Store.delete_graph``)."""
         self._store.delete_graph(graph_id)
 
     def add_backup(
