@@ -1,8 +1,8 @@
 """Worker task starts and worker CPU for 100 deferrable gates, with and without ``start_from_trigger``.
 
 A real deployment (tests/deployment.py: PostgreSQL, LocalExecutor, API server, scheduler,
-dag-processor, triggerer, the emulator): one DAG of 100 ``GesBackupSensor`` tasks, each on its own
-graph, run once per mode:
+dag-processor, triggerer, the emulator): one DAG of 100 ``GesBackupSensor`` tasks (``do_xcom_push=False``:
+gates), each on its own graph, run once per mode:
 
 - ``deferrable``: each gate starts in a worker, looks once, defers; resumes in a worker to end;
 - ``start_from_trigger``: the scheduler defers each gate straight into the triggerer, which ends it.
@@ -51,7 +51,7 @@ for mode, option in {modes!r}.items():
              catchup=False, max_active_tasks=128, default_args={{"retries": 0}}):
         for i in range({gates}):
             GesBackupSensor(task_id=f"gate_{{i:03d}}", graph_name=f"bench_{{i:03d}}", poke_interval=2,
-                            timeout=900, **{{option.split("=")[0]: True}})
+                            timeout=900, do_xcom_push=False, **{{option.split("=")[0]: True}})
 """
 
 

@@ -480,7 +480,7 @@ def test_start_from_trigger_gate_waits_then_passes_with_no_worker(airflow_deploy
     assert_single_try(d, STARTED, run_id, SENSOR)
     assert d.xcom(STARTED, run_id, ETL) == graph
     assert_no_worker(d, STARTED, run_id, SENSOR)
-    assert worker_ran(d, STARTED, run_id, ETL)
+    wait_for("the ETL worker's executor event", lambda: worker_ran(d, STARTED, run_id, ETL), 30, 0.5)
     log = d.task_log(STARTED, run_id, SENSOR)  # the trigger's lines only
     assert f"(id {graph_id})" in log and f"(id {backup_id}) is backing_up" in log, log
     assert f"(id {backup_id}) is success" in log and old not in log, log
