@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import airflow_provider_ges.example_dags as example_dags
 from airflow_provider_ges._compat import dag_bag
 
@@ -111,7 +113,7 @@ def test_the_airflow_commands_are_valid_cli() -> None:
             assert set(json.loads(args.conf)) <= set(dag.params), args.conf
 
 
-def test_what_the_prose_says_is_what_airflow_does() -> None:
+def test_what_the_prose_says_is_what_airflow_does(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
     from airflow.cli.commands.standalone_command import StandaloneCommand
     from airflow.configuration import conf
@@ -125,5 +127,12 @@ def test_what_the_prose_says_is_what_airflow_does() -> None:
     assert template.startswith("dag_id={{ ti.dag_id }}/run_id={{ ti.run_id }}/task_id={{ ti.task_id }}/")
     assert "logs/dag_id=example_ges_backup_gate/run_id=.../task_id=wait_for_backup/attempt=1.log" in text
     assert "poke_interval" in text
-    sensor = dag_bag(example_dags.__path__[0]).dags["example_ges_backup_gate"].get_task("wait_for_backup")
-    assert sensor.poke_interval == 300  # "looks every 5 minutes"
+    assert "export GES_EXAMPLE_POLL_INTERVAL=10 " in text and "looks every 10 s" in text
+
+    def poke_interval() -> float:
+        dags = dag_bag(example_dags.__path__[0]).dags
+        return float(dags["example_ges_backup_gate"].get_task("wait_for_backup").poke_interval)
+
+    assert poke_interval() == 300  # "its default: 5 minutes"
+    monkeypatch.setenv("GES_EXAMPLE_POLL_INTERVAL", "10")
+    assert poke_interval() == 10

@@ -4,17 +4,21 @@ The sensor waits in the triggerer (deferrable: no worker slot held) until the gr
 that started after the run began and succeeded; it fails at once if that backup failed. "The run
 began" is the sensor's default ``newer_than``: the run's data interval start, or, for a manual run
 without a logical date, the moment it was triggered, so scheduled, manual and backfill runs all
-work. The ETL task then reads the backup it was let through by from XCom.
+work. The ETL task then reads the backup it was let through by from XCom. The sensor looks every 5
+minutes; ``GES_EXAMPLE_POLL_INTERVAL`` (seconds, read at parse time) changes that for a demo.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_ges.sensors.ges import GesBackupSensor
+
+POKE_INTERVAL = float(os.environ.get("GES_EXAMPLE_POLL_INTERVAL", "300"))
 
 with DAG(
     dag_id="example_ges_backup_gate",
@@ -28,7 +32,7 @@ with DAG(
         task_id="wait_for_backup",
         graph_name="{{ params.graph_name }}",
         deferrable=True,
-        poke_interval=timedelta(minutes=5),
+        poke_interval=POKE_INTERVAL,
         timeout=timedelta(hours=6).total_seconds(),
     )
 
