@@ -6,7 +6,8 @@ The real sensor code runs; only Airflow's scheduling around it is reasoned about
 - poke: one task process calls ``poke()`` every interval on the same sensor (same hook, same
   session, the process-wide token cache) -> 10 looks in one process;
 - reschedule: every look is a new try in a new worker process: a new sensor and an empty token
-  cache each time (``TOKEN_CACHE.clear()`` stands for the fresh process);
+  memory cache each time (``TOKEN_CACHE.clear(files=False)`` stands for the fresh process, which finds
+  the host's token file);
 - deferrable: ``execute()`` looks once in the worker, then defers (``TaskDeferred`` caught here);
   the trigger then runs in the triggerer process (token cache cleared again: another process)
   until its 9th look sees success; ``execute_complete()`` makes no request.
@@ -62,7 +63,7 @@ def poke_mode(emu: EmulatorProcess, conn_id: str, graph: Graph, new_process_per_
         if look == LOOKS:
             emu.ask("flip")
         if new_process_per_look:  # reschedule: each try is a new process
-            TOKEN_CACHE.clear()
+            TOKEN_CACHE.clear(files=False)
             task = sensor(conn_id, graph)
         done = bool(task.poke({}))
         assert done == (look == LOOKS), f"look {look}: done={done}"
@@ -82,7 +83,7 @@ def deferrable_mode(emu: EmulatorProcess, conn_id: str, graph: Graph) -> None:
         trigger = deferred.trigger
     else:
         raise AssertionError("the sensor did not defer")
-    TOKEN_CACHE.clear()  # the triggerer is another process: no token, no shared listings yet
+    TOKEN_CACHE.clear(files=False)  # the triggerer is another process: no token, no shared listings yet
     SHARED.clear()
     looks = 1
     look = GesAsyncHook.look
@@ -138,7 +139,7 @@ def main() -> None:
                 "deferrable": (partial(deferrable_mode, emu, conn_id, graph), lookups, 2 * tokens),
             }
             for mode, (wait, lookups_expected, tokens_expected) in modes.items():
-                TOKEN_CACHE.clear()  # every wait starts in a new worker process
+                TOKEN_CACHE.clear(files=False)  # every wait starts in a new worker process
                 emu.ask("unflip")
                 emu.ask("reset")
                 wait()
