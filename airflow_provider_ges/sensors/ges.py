@@ -38,6 +38,9 @@ SINCE_RUN_START = "{{ data_interval_start | default(dag_run.run_after, true) }}"
 
 #: What a trigger kwarg of a task started in the triggerer may be (the triggerer renders strings).
 _PLAIN = (str, int, float, bool, datetime, type(None))
+#: The backup sensor's arguments that make its gate (``triggers.ges.gate_of``), as attributes of
+#: the sensor and of the trigger it starts in the triggerer (which renders them there).
+GATE_ARGS = ("graph_id", "graph_name", "newer_than", "max_age", "backup_method", "fail_on_failure")
 
 
 class _DeferrableSensor(BaseSensorOperator):
@@ -188,8 +191,6 @@ class GesBackupSensor(_DeferrableSensor):
         self.backup_method = backup_method
         self.fail_on_failure = fail_on_failure
         self.ges_conn_id = ges_conn_id
-        from airflow_provider_ges.triggers.ges import GATE_ARGS
-
         args = {"ges_conn_id": ges_conn_id, **{name: getattr(self, name) for name in GATE_ARGS}}
         args["max_age"] = None if max_age is None else max_age.total_seconds()
         self._wait_where(deferrable, start_from_trigger, "GesBackupSensorTrigger", args)

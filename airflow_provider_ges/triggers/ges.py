@@ -26,6 +26,7 @@ from airflow_provider_ges.exceptions import GesApiError
 from airflow_provider_ges.gate import BackupGate, GraphListing, Watch, graph_refusal
 from airflow_provider_ges.hooks.ges import GesAsyncHook
 from airflow_provider_ges.models import Backup
+from airflow_provider_ges.sensors.ges import GATE_ARGS
 from airflow_provider_ges.watermark import Watermark, advance, state_key, watched
 
 
@@ -121,9 +122,6 @@ class GesBackupTrigger(BaseTrigger):
 
 
 #: The arguments a backup gate is made of: ``GesBackupSensor``'s and ``GesBackupSensorTrigger``'s.
-GATE_ARGS = ("graph_id", "graph_name", "newer_than", "max_age", "backup_method", "fail_on_failure")
-
-
 def gate_of(source: object) -> BackupGate:
     """The gate of a sensor's rendered arguments (the ``GATE_ARGS`` attributes of ``source``; an
     empty one is None); a ``ValueError`` naming the field if one is bad."""
@@ -370,7 +368,7 @@ class BackupListing:
 class GesBackupEventTrigger(BaseEventTrigger):
     """An asset watcher's trigger: one event per backup of a graph that reaches ``success``.
 
-    ``Asset("ges://movies", watchers=[AssetWatcher("movies_backups", GesBackupEventTrigger(
+    ``Asset("ges://movies/backups", watchers=[AssetWatcher("movies_backups", GesBackupEventTrigger(
     graph_name="movies"))])`` updates the asset once for every backup of graph ``movies`` that
     succeeds after the watcher first started; a DAG scheduled on the asset finds the backup (the
     API's dict) in ``triggering_asset_events[asset][-1].extra["payload"]``. Backups that succeeded
