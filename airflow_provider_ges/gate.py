@@ -149,7 +149,7 @@ class BackupGate(BaseModel):
         return seen if _fresh(newest, cutoff) else f"{seen}, finished {utc_text(newest.end_time)}"
 
     def failure_message(self, backup: Backup) -> str:
-        started = backup.start_time.isoformat() if backup.start_time else "at an unknown time"
+        started = utc_text(backup.start_time)
         return (
             f"Backup {_named(backup)} of {self.graph}, started {started}, failed, and no later backup"
             " succeeded"

@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_ges.emulator import GesEmulator
 from tests.test_e2e import airflow_db, load_dag, run  # noqa: F401 (airflow_db: a fixture)
-from tests.test_lifecycle_e2e import WAITS, tune
+from tests.test_lifecycle_e2e import WAITS, restore_dag, tune
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 FAST = {"graphs": 0, "backups": 0, "backup_duration": 0.5, "graph_action_duration": 0.5}
@@ -132,7 +132,7 @@ def test_a_waiting_job_is_waited_for(movies: tuple[GesEmulator, dict[str, Any]])
 
 def restore(emu: GesEmulator, graph: dict[str, Any], wait: str, **attrs: Any) -> tuple[Any, dict[str, Any]]:
     good = emu.backups(graph["id"])[0]
-    dag = tune(load_dag("example_ges_restore_graph"), "restore_graph", deferrable=WAITS[wait], **attrs)
+    dag = restore_dag(deferrable=WAITS[wait], **attrs)
     dag_run, states, _ = run(dag, run_conf={"backup_id": good["id"]})
     return dag_run, {"states": states, "good": good["id"]}
 
