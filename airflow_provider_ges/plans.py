@@ -3,7 +3,7 @@
 A plan yields ``Authorize`` (resume with auth headers), ``Send`` (resume with a ``Response``, or a
 thrown ``GesApiError``), ``Sleep`` and ``Warn``, and returns its result. ``drive_sync`` (requests)
 and ``drive_async`` (httpx) run the same plans, so retry, back-off, token refresh and paging exist
-once, and the sans-IO core is tested with a fake ``send`` (tests/test_plans.py).
+once, and the sans-IO core is tested with a fake ``send`` (tests/core/test_plans.py).
 """
 
 from __future__ import annotations

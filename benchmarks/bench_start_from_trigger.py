@@ -1,6 +1,6 @@
 """Worker task starts and worker CPU for 100 deferrable gates, with and without ``start_from_trigger``.
 
-A real deployment (tests/deployment.py: PostgreSQL, LocalExecutor, API server, scheduler,
+A real deployment (tests/deployment/stack.py: PostgreSQL, LocalExecutor, API server, scheduler,
 dag-processor, triggerer, the emulator): one DAG of 100 ``GesBackupSensor`` tasks (``do_xcom_push=False``:
 gates), each on its own graph, run once per mode:
 
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Row, emit  # noqa: E402
 
-from tests.deployment import Deployment, group_members, wait_for  # noqa: E402
+from tests.deployment.stack import Deployment, group_members, wait_for  # noqa: E402
 
 MODES = {"deferrable": "deferrable=True", "start_from_trigger": "start_from_trigger=True"}
 

@@ -29,7 +29,7 @@ cell_spec() {
             # Airflow's constraints-3.1.8 stay below 51). Otherwise the unconstrained resolve runs the suite.
             PINS=("cryptography<51")
             # The CeleryExecutor deployment test runs in `make test` (3.3.2) and the 3.2 cell only.
-            SKIP=("--ignore=tests/test_deployment_celery.py")
+            SKIP=("--ignore=tests/deployment/test_celery.py")
             ;;
         af32)
             PYV=3.11 AIRFLOW=3.2.2
@@ -42,8 +42,8 @@ cell_spec() {
         # Airflow 3.3.2 and in the 3.1/3.2 cells (the Celery one in the shorter 3.2 cell only); they exercise
         # Airflow's processes, not the interpreter, so these two cells leave them out to keep CI well under
         # its time limit.
-        af33-py310) PYV=3.10 AIRFLOW=3.3.2 SKIP=("--ignore-glob=tests/test_deployment*") ;;
-        af33-py313) PYV=3.13 AIRFLOW=3.3.2 SKIP=("--ignore-glob=tests/test_deployment*") ;;
+        af33-py310) PYV=3.10 AIRFLOW=3.3.2 SKIP=("--ignore=tests/deployment") ;;
+        af33-py313) PYV=3.13 AIRFLOW=3.3.2 SKIP=("--ignore=tests/deployment") ;;
         *)
             echo "matrix: unknown cell '$1' (cells: ${ALL_CELLS[*]})" >&2
             return 1
@@ -117,7 +117,7 @@ EOF
     # The same invocation as `make unit`, minus the browser test: --ignore keeps it from even being collected,
     # so GES_UI_REQUIRE_BROWSER (set by .ci/run for `make test`) cannot turn its absence into a failure.
     log="$venv/pytest.log"
-    env -u GES_UI_REQUIRE_BROWSER GES_TEST_API_VERSIONS="$API_VERSIONS" "$venv/bin/python" -m pytest --ignore=tests/test_ui_browser.py ${SKIP[@]+"${SKIP[@]}"} 2>&1 | tee "$log"
+    env -u GES_UI_REQUIRE_BROWSER GES_TEST_API_VERSIONS="$API_VERSIONS" "$venv/bin/python" -m pytest --ignore=tests/airflow/test_ui_browser.py ${SKIP[@]+"${SKIP[@]}"} 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     t2=$(date +%s)
     RESULT[$cell]="$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s' "$log" | tail -1 | sed -E 's/^=+ //; s/ =+$//')"

@@ -102,7 +102,7 @@ def ges_conn(set_conn: SetConn) -> dict[str, Any]:
 #: cells that leave v2 out: scripts/matrix.sh).
 API_VERSIONS = os.environ.get("GES_TEST_API_VERSIONS", "v1,v2").split(",")
 #: Modules whose emulator tests are not about the API (the UI form, the plugin itself): v1 only.
-V1_ONLY = {"tests.test_ui_browser", "tests.test_emulator_plugin"}
+V1_ONLY = {"tests.airflow.test_ui_browser", "tests.emulator.test_emulator_plugin"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -24,9 +24,9 @@ from airflow_provider_ges.emulator import GesEmulator
 from airflow_provider_ges.hooks.ges import GesAsyncHook, GesHook
 from airflow_provider_ges.sensors.ges import GesBackupSensor
 from airflow_provider_ges.triggers.ges import GesBackupTrigger
+from tests.airflow.test_e2e import gate_dag, run
+from tests.airflow.test_gate import logged
 from tests.helpers import list_calls
-from tests.test_e2e import gate_dag, run
-from tests.test_gate import logged
 
 START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
 #: transient faults of every kind (no stall: the waits are the sensor's own); about 40% of calls

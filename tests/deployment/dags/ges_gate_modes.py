@@ -1,6 +1,6 @@
 """The example's gate with the sensor's mode set and a 2 s poke interval, one DAG per mode.
 
-Only the real-deployment tests (tests/test_deployment.py) use these: they mirror
+Only the real-deployment tests (tests/deployment/test_gates.py) use these: they mirror
 ``airflow_provider_ges/example_dags/example_ges_backup_gate.py`` (graph_name from params, default
 newer_than: the run's data interval start, or its ``run_after`` when it has none) with a short
 interval, so a test sees the wait and the pass in seconds. ``retries=2`` so a lost trigger or a

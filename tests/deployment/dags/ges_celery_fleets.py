@@ -1,4 +1,4 @@
-"""The CeleryExecutor deployment test's DAGs (tests/test_deployment_celery.py): 200 deferrable gates over
+"""The CeleryExecutor deployment test's DAGs (tests/deployment/test_celery.py): 200 deferrable gates over
 10 graphs (spread over two triggerers), 100 reschedule gates over 10 graphs (on two Celery workers), and
 asset watchers on four graphs (one DAG each). ``retries=2``: a lost trigger or a repeated try shows as a
 second try instead of hiding as a failure."""

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_ges.emulator import GesEmulator
-from tests.test_e2e import airflow_db, load_dag, run  # noqa: F401 (airflow_db: a fixture)
-from tests.test_lifecycle_e2e import WAITS, restore_dag, tune
+from tests.airflow.test_e2e import airflow_db, load_dag, run  # noqa: F401 (airflow_db: a fixture)
+from tests.airflow.test_lifecycle_e2e import WAITS, restore_dag, tune
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 FAST = {"graphs": 0, "backups": 0, "backup_duration": 0.5, "graph_action_duration": 0.5}

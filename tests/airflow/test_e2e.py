@@ -43,9 +43,8 @@ def load_dag(dag_id: str) -> Any:
 def run(dag: Any, **kwargs: Any) -> tuple[Any, dict[str, str], dict[str, Any]]:
     """Run a DAG in-process; return the run, task states and return values."""
     from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
     from airflow.providers.standard.operators.hitl import HITLOperator
+    from airflow.utils.session import create_session
 
     asks = [t.task_id for t in dag.tasks if isinstance(t, HITLOperator)]
     assert not asks, f"dag.test() would wait for a person forever ({asks}): run only(dag, task_id)"
@@ -216,7 +215,7 @@ def test_example_dags_import_without_touching_connections(monkeypatch: pytest.Mo
 @pytest.mark.ges_emulator(graphs=0, backups=0)
 def test_restore_example_tells_the_approver_what_the_graph_loses(night: tuple[GesEmulator, datetime]) -> None:
     """``describe_restore`` (before the approval) shows the backup and what restoring throws away;
-    it reads backups only. The approval gates the restore (tests/test_deployment_lifecycle.py)."""
+    it reads backups only. The approval gates the restore (tests/deployment/test_lifecycle.py)."""
     emu, _ = night
     good = emu.backups()[0]
     dag = load_dag("example_ges_restore_graph")

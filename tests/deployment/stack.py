@@ -2,11 +2,9 @@
 dag-processor and triggerer as separate processes, all pointed at an in-process GES emulator; or the
 same with CeleryExecutor: a Redis broker, Celery workers and several triggerers.
 
-Use the module-scoped ``airflow_deployment`` fixture (load this module as a plugin)::
+A test module in this folder uses the module-scoped ``airflow_deployment`` fixture (conftest.py)::
 
-    from tests.deployment import Deployment
-
-    pytest_plugins = ("tests.deployment",)
+    from tests.deployment.stack import Deployment
 
     def test_something(airflow_deployment: Deployment) -> None:
         run_id = airflow_deployment.trigger("example_ges_backup_gate", conf={"graph_name": "g"})
@@ -23,7 +21,7 @@ unless ``GES_REQUIRE_REDIS=1`` (CI), which makes it fail. Every process gets ``G
 (``base/token-cache``), the one place a token may be written.
 
 The DAGs folder is a fresh directory filled with ``airflow_provider_ges/example_dags/*.py`` and
-``tests/deployment_dags/*.py`` at start. PostgreSQL refuses to run as root, so its throw-away cluster
+``tests/deployment/dags/*.py`` at start. PostgreSQL refuses to run as root, so its throw-away cluster
 lives in a temp directory owned by an unprivileged user and runs as that user (``runuser``). Every
 process runs in its own process group and is stopped by it at teardown; each one's output is kept
 under the module's temp directory, and its tail is attached to the report of a failing test.
@@ -45,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,9 +53,9 @@ import requests
 
 from airflow_provider_ges.emulator import GesEmulator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS = ROOT / "airflow_provider_ges" / "example_dags"
-DEPLOYMENT_DAGS = Path(__file__).resolve().parent / "deployment_dags"
+DEPLOYMENT_DAGS = Path(__file__).resolve().parent / "dags"
 PG_USER = "gesci"
 CELERY = "CeleryExecutor"
 #: Airflow's terminal task states.
@@ -867,66 +865,3 @@ def say(config: pytest.Config, text: str) -> None:
         return
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         reporter.write_line(text)
-
-
-class _FailureLogs:
-    """A pytest plugin, registered while a deployment runs: a failing test's report gets the tail
-    of every process's output and the newest task logs."""
-
-    def __init__(self, deployment: Deployment) -> None:
-        self.deployment = deployment
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        if report.failed and "airflow_deployment" in getattr(item, "fixturenames", ()):
-            try:
-                text = self.deployment.failure_report()
-            except Exception as err:  # never let the report hide the failure
-                text = f"(could not collect the deployment's logs: {err!r})"
-            report.sections.append(("Airflow deployment logs (tails)", text))
-        return report
-
-
-@pytest.fixture(scope="module")
-def airflow_deployment(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Deployment]:
-    """A running deployment for the test module (see the module docstring)."""
-    module = request.module
-    executor = getattr(module, "DEPLOYMENT_EXECUTOR", "LocalExecutor")
-    if executor == CELERY and not shutil.which("redis-server") and os.environ.get("GES_REQUIRE_REDIS") != "1":
-        pytest.skip(
-            "CeleryExecutor deployment: no 'redis-server' on PATH (Debian: apt-get install redis-server)"
-        )
-    deployment = Deployment(
-        tmp_path_factory.mktemp("airflow-deployment"),
-        config=getattr(module, "DEPLOYMENT_CONFIG", None),
-        executor=executor,
-        workers=getattr(module, "DEPLOYMENT_WORKERS", 2),
-        concurrency=getattr(module, "DEPLOYMENT_WORKER_CONCURRENCY", 4),
-        triggerers=getattr(module, "DEPLOYMENT_TRIGGERERS", 1),
-    )
-    plugin = _FailureLogs(deployment)
-    request.config.pluginmanager.register(plugin, f"ges-deployment-{id(deployment)}")
-    try:
-        try:
-            deployment.start()
-        except BaseException as err:
-            raise DeploymentError(f"{err}\n{deployment.failure_report()}") from err
-        up = ", ".join(f"{k} {v:.1f} s" for k, v in deployment.timings.items())
-        say(request.config, f"\nAirflow deployment under {deployment.base} up (cumulative): {up}")
-        yield deployment
-    finally:
-        started = len(deployment.timings)
-        t0 = time.monotonic()
-        deployment.stop()
-        stops = list(deployment.timings.items())[started:]
-        say(
-            request.config,
-            f"\nAirflow deployment stopped in {time.monotonic() - t0:.1f} s: "
-            + ", ".join(f"{k} {v:.1f}" for k, v in stops),
-        )
-        request.config.pluginmanager.unregister(plugin)

@@ -1,4 +1,4 @@
-"""The provider in a real Airflow deployment (tests/deployment.py): PostgreSQL, LocalExecutor, and the
+"""The provider in a real Airflow deployment (tests/deployment/stack.py): PostgreSQL, LocalExecutor, and the
 API server, scheduler, dag-processor and triggerer as separate processes, against the emulator.
 
 Runs are triggered and observed through the REST API, as a user or a CI system would: manual runs
@@ -20,13 +20,8 @@ from typing import Any
 
 import pytest
 
-# The module-scoped ``airflow_deployment`` fixture (and its failure-log hook) live there; it is
-# loaded as a plugin, so let pytest rewrite its asserts before this module imports it.
-pytest.register_assert_rewrite("tests.deployment")
-pytest_plugins = ("tests.deployment",)
-
-from tests.deployment import Deployment, wait_for  # noqa: E402
-from tests.deployment import say as deployment_say  # noqa: E402
+from tests.deployment.stack import Deployment, wait_for
+from tests.deployment.stack import say as deployment_say
 
 EXAMPLE = "example_ges_backup_gate"
 SENSOR = "wait_for_backup"
@@ -391,54 +386,6 @@ def test_hundred_deferred_gates_under_faults(
     say(request, f"100 deferred gates: {figures}")
 
 
-# --- secrets ---------------------------------------------------------------------------------------------
-
-
-def test_no_secret_in_any_file_the_deployment_wrote(
-    airflow_deployment: Deployment, request: pytest.FixtureRequest
-) -> None:
-    """Every file the deployment wrote (task logs, trigger logs, scheduler, dag-processor and
-    triggerer logs, every process's output) is free of the password, the AK/SK secret key and every
-    token the emulator issued. Runs last: it reads what the other tests made the deployment write;
-    it makes a password run and an AK/SK run of its own first, so it stands alone too."""
-    d = airflow_deployment
-    own = {}
-    for dag in ("ges_gate_deferrable", "ges_gate_aksk"):
-        graph = f"secrets_{dag}"
-        new_graph(d, graph)
-        own[dag] = d.trigger(dag, conf={"graph_name": graph})
-        d.emulator.set_backup_status(backing_up(d, graph), "success")
-    for dag, run_id in own.items():
-        assert d.wait_run(dag, run_id, timeout=90) == "success", dag
-
-    emu = d.emulator
-    tokens = emu.issued_tokens()
-    assert tokens, "no token was issued: the password runs did not reach the emulator"
-    secrets = {"password": emu.password, "secret key": emu.sk}
-    secrets.update({f"token #{i} ({t[:12]}...)": t for i, t in enumerate(tokens)})
-    # the masker would hide these, but a token is also caught by a fragment of it
-    fragments = {f"token #{i} fragment": t[len(t) // 2 : len(t) // 2 + 40] for i, t in enumerate(tokens)}
-    files = d.written_files()
-    task_logs = [f for f in files if "dag_id=" in str(f)]
-    assert task_logs, files
-    leaks = []
-    total = 0
-    for path in files:
-        data = path.read_bytes()
-        total += len(data)
-        for what, secret in {**secrets, **fragments}.items():
-            if secret and secret.encode() in data:
-                leaks.append(f"{what} in {path}")
-    assert not leaks, leaks
-    FIGURES["secrets"] = {"files": len(files), "bytes": total, "tokens": len(tokens)}
-    say(
-        request,
-        f"secrets: {len(files)} files ({total} bytes, {len(task_logs)} task/trigger logs) free of the "
-        f"password, the SK and {len(tokens)} token(s); start-up: "
-        f"{ {k: round(v, 1) for k, v in d.timings.items()} }",
-    )
-
-
 # --- gates that start in the triggerer (start_from_trigger) ----------------------------------------------
 
 STARTED = "ges_gate_start_from_trigger"
@@ -539,4 +486,52 @@ def test_start_from_trigger_job_sensor_passes_and_fails_fast_with_no_worker(
     key = f"TaskInstanceKey(dag_id={dag!r}, task_id={task_id!r}, run_id={passing!r}, "
     assert (
         sum("Received executor event" in line and key in line for line in d.scheduler_log().splitlines()) == 1
+    )
+
+
+# --- secrets ---------------------------------------------------------------------------------------------
+
+
+def test_no_secret_in_any_file_the_deployment_wrote(
+    airflow_deployment: Deployment, request: pytest.FixtureRequest
+) -> None:
+    """Every file the deployment wrote (task logs, trigger logs, scheduler, dag-processor and
+    triggerer logs, every process's output) is free of the password, the AK/SK secret key and every
+    token the emulator issued. Runs last: it reads what the other tests made the deployment write;
+    it makes a password run and an AK/SK run of its own first, so it stands alone too."""
+    d = airflow_deployment
+    own = {}
+    for dag in ("ges_gate_deferrable", "ges_gate_aksk"):
+        graph = f"secrets_{dag}"
+        new_graph(d, graph)
+        own[dag] = d.trigger(dag, conf={"graph_name": graph})
+        d.emulator.set_backup_status(backing_up(d, graph), "success")
+    for dag, run_id in own.items():
+        assert d.wait_run(dag, run_id, timeout=90) == "success", dag
+
+    emu = d.emulator
+    tokens = emu.issued_tokens()
+    assert tokens, "no token was issued: the password runs did not reach the emulator"
+    secrets = {"password": emu.password, "secret key": emu.sk}
+    secrets.update({f"token #{i} ({t[:12]}...)": t for i, t in enumerate(tokens)})
+    # the masker would hide these, but a token is also caught by a fragment of it
+    fragments = {f"token #{i} fragment": t[len(t) // 2 : len(t) // 2 + 40] for i, t in enumerate(tokens)}
+    files = d.written_files()
+    task_logs = [f for f in files if "dag_id=" in str(f)]
+    assert task_logs, files
+    leaks = []
+    total = 0
+    for path in files:
+        data = path.read_bytes()
+        total += len(data)
+        for what, secret in {**secrets, **fragments}.items():
+            if secret and secret.encode() in data:
+                leaks.append(f"{what} in {path}")
+    assert not leaks, leaks
+    FIGURES["secrets"] = {"files": len(files), "bytes": total, "tokens": len(tokens)}
+    say(
+        request,
+        f"secrets: {len(files)} files ({total} bytes, {len(task_logs)} task/trigger logs) free of the "
+        f"password, the SK and {len(tokens)} token(s); start-up: "
+        f"{ {k: round(v, 1) for k, v in d.timings.items()} }",
     )

@@ -46,7 +46,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 UPDATE_DOCS = os.environ.get("GES_UI_UPDATE_DOCS", "").lower() in ("1", "true", "yes")
 #: Bounds of every wait: the API server's start, and each step in the page.
 SERVER_START_TIMEOUT = 90.0

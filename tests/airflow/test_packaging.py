@@ -13,7 +13,7 @@ from pathlib import Path
 
 import airflow_provider_ges
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # no TOML reader in the 3.10 stdlib: the pyproject checks run on 3.11+

@@ -1,6 +1,6 @@
 """Export a backup of one graph to OBS, then import that path into another: one DAG per wait mode.
 
-Only tests/test_deployment_lifecycle.py uses these. The export path is built from the run's params
+Only tests/deployment/test_lifecycle.py uses these. The export path is built from the run's params
 (``ges-dr/<source graph>/<export_dir>``); the import reads it from the export's XCom, as a user's
 disaster-recovery DAG would. No retries: the test checks that one try of each did the work once.
 """

@@ -1,5 +1,5 @@
 """100 deferrable gates in one run (mapped over 100 graphs), for the triggerer load test in
-tests/test_deployment.py: all wait in one triggerer at once, then pass after one flip."""
+tests/deployment/test_gates.py: all wait in one triggerer at once, then pass after one flip."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_ges.emulator import GesEmulator
 from airflow_provider_ges.hooks.ges import GesHook
-from tests.test_e2e import airflow_db, flip_after_polls, load_dag, only, run  # noqa: F401 (airflow_db: a fixture)
+from tests.airflow.test_e2e import airflow_db, flip_after_polls, load_dag, only, run  # noqa: F401 (airflow_db: a fixture)
 
 WAITS = {"sync": False, "deferrable": True}
 FAST = {"graphs": 0, "backups": 0, "backup_duration": 0.5, "graph_action_duration": 0.3}

@@ -1,6 +1,6 @@
-"""The provider on CeleryExecutor (tests/deployment.py's Celery shape): a Redis broker, two Celery workers
-(4 slots each), two triggerers, the API server, scheduler and dag-processor on PostgreSQL (also the Celery
-result backend), against the emulator. DAGs: tests/deployment_dags/ges_celery_fleets.py.
+"""The provider on CeleryExecutor (tests/deployment/stack.py's Celery shape): a Redis broker, two Celery
+workers (4 slots each), two triggerers, the API server, scheduler and dag-processor on PostgreSQL (also
+the Celery result backend), against the emulator. DAGs: tests/deployment/dags/ges_celery_fleets.py.
 
 The tests run in order on one deployment: asset watchers start first (they register when their DAG is
 parsed unpaused), then 200 deferred gates spread over both triggerers, one triggerer is SIGKILLed
@@ -25,12 +25,9 @@ from typing import Any
 
 import pytest
 
-pytest.register_assert_rewrite("tests.deployment")
-pytest_plugins = ("tests.deployment",)
-
-from airflow_provider_ges._compat import HAS_ASSET_STATE_STORE  # noqa: E402
-from airflow_provider_ges.triggers.ges import GesBackupEventTrigger  # noqa: E402
-from tests.deployment import Deployment, say, wait_for  # noqa: E402
+from airflow_provider_ges._compat import HAS_ASSET_STATE_STORE
+from airflow_provider_ges.triggers.ges import GesBackupEventTrigger
+from tests.deployment.stack import Deployment, say, wait_for
 
 DEPLOYMENT_EXECUTOR = "CeleryExecutor"
 DEPLOYMENT_WORKERS = 2
@@ -231,10 +228,10 @@ def fleet(airflow_deployment: Deployment, graphs: dict[str, str], monitor: Monit
     return state
 
 
-def test_asset_watchers_spread_and_fire_once_per_new_success(
+def test_asset_watchers_fire_once_per_new_success(
     airflow_deployment: Deployment, fleet: dict[str, Any], monitor: Monitor
 ) -> None:
-    """Four watchers over the two triggerers: one new success per graph starts one run each."""
+    """Four watchers (on whichever triggerer took them): one new success per graph starts one run each."""
     d = airflow_deployment
     owners = watcher_owners(d)
     fleet["watchers"] = {name.removeprefix("ges_backup_"): job for name, job in owners.items()}
@@ -278,19 +275,30 @@ def test_200_deferred_gates_spread_over_both_triggerers(
 def test_sigkill_of_one_triggerer_moves_its_gates_and_watchers(
     airflow_deployment: Deployment, fleet: dict[str, Any], monitor: Monitor, request: pytest.FixtureRequest
 ) -> None:
-    """SIGKILL triggerer-1 mid-wait: its gates and watchers move to triggerer-2 once its heartbeat is
-    30 s stale; then every backup succeeds and all 200 gates finish on try 1, none lost, none twice.
-    A backup that succeeds during the failover starts one run (3.3: the watermark is in the asset state
-    store; 3.1/3.2: memory only, the moved watcher's first poll is a new baseline, docs/events.md)."""
+    """SIGKILL the triggerer that runs the asset watchers (and some gates) mid-wait: its gates and
+    watchers move to the other once its heartbeat is 30 s stale; then every backup succeeds and all
+    200 gates finish on try 1, none lost, none twice. A backup that succeeds during the failover starts
+    one run (3.3: the watermark is in the asset state store; 3.1/3.2: memory only, the moved watcher's
+    first poll is a new baseline, docs/events.md)."""
     d = airflow_deployment
     run_id = fleet["run"]
     owners = fleet["owners"]
     live = monitor.live_triggerer_jobs()
     assert len(live) == 2, live
-    # which job is triggerer-1's: the one whose heartbeat stops when it dies
+    # the process that runs the watchers: its output says "trigger ID <id> starting" for their triggers
+    ((watcher_trigger,),) = d.sql(
+        "SELECT w.trigger_id FROM asset_watcher w JOIN asset a ON a.id = w.asset_id WHERE a.name = %s",
+        f"ges_backup_{ASSET_GRAPHS[0]}",
+    )
+    victim = next(
+        name
+        for name, process in d.triggerers.items()
+        if f"trigger ID {watcher_trigger} starting" in process.log.read_text(errors="replace")
+    )
+    # and its job: the one whose heartbeat stops when it dies
     before = {j: d.sql("SELECT latest_heartbeat FROM job WHERE id = %s", j)[0][0] for j in live}
     t_kill, wall_kill = time.monotonic(), time.time()
-    d.kill_triggerer(signal.SIGKILL, name="triggerer-1")
+    d.kill_triggerer(signal.SIGKILL, name=victim)
     during = {g: str(d.emulator.add_backup(g, status="success")["id"]) for g in ASSET_GRAPHS}
     time.sleep(3)
     after = {j: d.sql("SELECT latest_heartbeat FROM job WHERE id = %s", j)[0][0] for j in live}
@@ -299,6 +307,7 @@ def test_sigkill_of_one_triggerer_moves_its_gates_and_watchers(
     (survivor,) = [j for j in live if j != killed]
     moved = sorted(i for i, j in owners.items() if j == killed)
     assert moved, owners
+    assert fleet["watchers"][ASSET_GRAPHS[0]] == killed, (fleet["watchers"], killed)
 
     wait_for(
         "the killed triggerer's triggers on the survivor",
@@ -344,7 +353,10 @@ def test_sigkill_of_one_triggerer_moves_its_gates_and_watchers(
     time.sleep(SETTLE)
     wait_asset_runs(d, expected)
 
-    d.start_triggerer("triggerer-1")  # back to two for the rest of the module
+    # every watcher the killed triggerer ran now runs on the survivor: each ran on both triggerers
+    moved_watchers = {f"ges_backup_{g}" for g, j in fleet["watchers"].items() if j == killed}
+    assert {g for g, j in watcher_owners(d).items() if j == survivor} >= moved_watchers, watcher_owners(d)
+    d.start_triggerer(victim)  # back to two for the rest of the module
     FIGURES["failover"] = {
         "gates on the killed triggerer": len(moved),
         "kill -> all its triggers reassigned (s)": round(t_moved - t_kill, 1),

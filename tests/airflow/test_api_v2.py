@@ -13,8 +13,8 @@ import pytest
 from airflow_provider_ges._compat import AirflowFailException, secrets_masker
 from airflow_provider_ges.emulator import GesEmulator
 from airflow_provider_ges.hooks.ges import GesAsyncHook, GesHook
-from tests.test_e2e import airflow_db, load_dag, run  # noqa: F401 (airflow_db: a fixture)
-from tests.test_lifecycle_e2e import WAITS, tune
+from tests.airflow.test_e2e import airflow_db, load_dag, run  # noqa: F401 (airflow_db: a fixture)
+from tests.airflow.test_lifecycle_e2e import WAITS, tune
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 FAST = {

@@ -1,4 +1,4 @@
-"""``example_ges_backup_asset`` in a real deployment (tests/deployment.py): an asset watcher in the
+"""``example_ges_backup_asset`` in a real deployment (tests/deployment/stack.py): an asset watcher in the
 triggerer, asset-triggered runs from the scheduler. ``dag.test()`` does not run watchers.
 
 The tests run in order on one deployment and one graph (``movies``), each building on the last:
@@ -22,9 +22,7 @@ import pytest
 
 from airflow_provider_ges._compat import AIRFLOW_VERSION, HAS_ASSET_STATE_STORE
 from airflow_provider_ges.triggers.ges import GesBackupEventTrigger
-from tests.deployment import Deployment, wait_for
-
-pytest_plugins = ("tests.deployment",)
+from tests.deployment.stack import Deployment, wait_for
 
 # Asset-triggered runs need the scheduler to create runs (the fixture turns that off by default).
 DEPLOYMENT_CONFIG = {"SCHEDULER__USE_JOB_SCHEDULE": "True"}

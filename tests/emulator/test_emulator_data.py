@@ -18,7 +18,7 @@ SEED = json.loads(SEED_EXAMPLE.read_text())
 
 
 def test_seed_example_is_the_reference_page_example() -> None:
-    reference = Path(__file__).resolve().parents[2] / "shared" / "reference" / "seed-list-all-backups.txt"
+    reference = Path(__file__).resolve().parents[3] / "shared" / "reference" / "seed-list-all-backups.txt"
     if not reference.exists():
         pytest.skip("reference file not available")
     text = reference.read_text()

@@ -21,7 +21,7 @@ from airflow_provider_ges.plans import Plan
 from airflow_provider_ges.sensors.ges import GesBackupSensor
 from airflow_provider_ges.triggers.ges import GesBackupTrigger
 from tests import helpers
-from tests.test_e2e import airflow_db, flip_after_polls, gate_dag, load_dag, run
+from tests.airflow.test_e2e import airflow_db, flip_after_polls, gate_dag, load_dag, run
 
 __all__ = ["airflow_db"]  # the session fixture, shared with test_e2e
 

@@ -26,10 +26,10 @@ from airflow_provider_ges.hooks.ges import GesAsyncHook, GesHook
 from airflow_provider_ges.models import Token
 from airflow_provider_ges.sensors.ges import GesBackupSensor
 from airflow_provider_ges.triggers.ges import GesBackupTrigger
+from tests.airflow.test_e2e import gate_dag, run
 from tests.conftest import AIRFLOW_HOME, PASSWORD, TOKEN
 from tests.helpers import BACKUPS_URL, TOKEN_URL, backup, token_reply
-from tests.test_e2e import gate_dag, run
-from tests.test_reliability_sensor import flip_after_lists
+from tests.reliability.test_sensor import flip_after_lists
 
 SECURITY_TOKEN = "gQpzZWN1cml0eS10b2tlbi12YWx1ZS0xMjM0NTY3ODkw"
 

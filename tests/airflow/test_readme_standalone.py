@@ -22,7 +22,7 @@ import pytest
 import airflow_provider_ges.example_dags as example_dags
 from airflow_provider_ges._compat import dag_bag
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 TITLE = "## Try it with `airflow standalone`"
 MARK = "@@@ command"
 

@@ -1,6 +1,6 @@
 """A restore whose first try times out while GES still starts the graph: one DAG per wait mode.
 
-Only tests/test_deployment_lifecycle.py uses these. ``retries=1`` with a 1 s ``retry_delay``, so the
+Only tests/deployment/test_lifecycle.py uses these. ``retries=1`` with a 1 s ``retry_delay``, so the
 scheduler retries a try that failed; a ``timeout`` shorter than the start job the test makes GES
 run, so the first try fails while the start is still under way and the retry has to find it.
 """
@@ -13,7 +13,7 @@ from airflow.sdk import DAG, Param
 
 from airflow_provider_ges.operators.ges import GesRestoreGraphOperator
 
-#: Seconds a try may wait (the operator's ``timeout``); tests/test_deployment_lifecycle.py sizes its
+#: Seconds a try may wait (the operator's ``timeout``); tests/deployment/test_lifecycle.py sizes its
 #: start job to it.
 TIMEOUT = 10
 

@@ -1,4 +1,4 @@
-"""Gates that start in the triggerer (``start_from_trigger=True``), for tests/test_deployment.py.
+"""Gates that start in the triggerer (``start_from_trigger=True``), for tests/deployment/test_gates.py.
 
 ``ges_gate_start_from_trigger`` mirrors the example's gate (graph_name from params, templated; the
 default ``newer_than``: the run's ``run_after``, rendered by the triggerer) with a 2 s poke interval.

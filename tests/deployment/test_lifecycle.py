@@ -1,4 +1,4 @@
-"""``GesRestoreGraphOperator`` retried by a real scheduler (tests/deployment.py), not ``dag.test()``.
+"""``GesRestoreGraphOperator`` retried by a real scheduler (tests/deployment/stack.py), not ``dag.test()``.
 
 The restore's first try loses the start's reply (``504:scope=start:after=1:count=1``: GES starts the
 graph from the backup, the client gets a gateway error) and then times out while GES still runs the
@@ -6,7 +6,7 @@ start job; the scheduler retries it after its ``retry_delay``, and the second tr
 run's start job in GES's job list and wait for it: never stop the graph again, never restore twice.
 
 The timing: the stop job takes ``STOP_SECONDS``, so the first try sends the start well within its
-``timeout`` (``TIMEOUT``, in tests/deployment_dags/ges_restore_retry.py); once the stop job exists
+``timeout`` (``TIMEOUT``, in tests/deployment/dags/ges_restore_retry.py); once the stop job exists
 the emulator's ``graph_action_duration`` becomes the start job's length, picked per wait mode so
 that the start outlasts the first try plus the retry's scheduling (with several seconds to spare)
 and ends within the second try's ``timeout``. Runtimes and margins are printed.
@@ -14,21 +14,21 @@ and ends within the second try's ``timeout``. Runtimes and margins are printed.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
-pytest.register_assert_rewrite("tests.deployment")
-pytest_plugins = ("tests.deployment",)
-
-from tests.deployment import Deployment, wait_for  # noqa: E402
-from tests.deployment import say as deployment_say  # noqa: E402
+from airflow_provider_ges._compat import AIRFLOW_V_3_3_PLUS
+from tests.deployment.stack import Deployment, wait_for
+from tests.deployment.stack import say as deployment_say
 
 TASK = "restore_graph"
-#: The operator's ``timeout`` in the DAGs (tests/deployment_dags/ges_restore_retry.py).
+#: The operator's ``timeout`` in the DAGs (tests/deployment/dags/ges_restore_retry.py).
 TIMEOUT = 10
 #: How long the stop job runs (well inside the first try's ``timeout``).
 STOP_SECONDS = 4.0
@@ -43,7 +43,7 @@ START_SECONDS = {"worker": 14.0, "deferrable": 21.0}
 LOST_START = "504:scope=start:after=1:count=1"
 FOUND_START = re.compile(r"waiting for the start job|was started by this run")
 
-#: Export then import (tests/deployment_dags/ges_export_import.py), per wait mode: how long GES's
+#: Export then import (tests/deployment/dags/ges_export_import.py), per wait mode: how long GES's
 #: export job and then its import job run. Short, but in the deferrable mode longer than the way from
 #: the task's deferral to the scheduler taking the deferring worker's exit (``Deployment.released``):
 #: a trigger that fires before that meets Airflow's stale-event race (apache/airflow#67287), which
@@ -317,10 +317,6 @@ def test_export_then_import_with_a_lost_export_reply(
 
 # --- example_ges_restore_graph: a person approves (or rejects) the restore, through REST ----------
 
-import os  # noqa: E402 (this section's own imports)
-from typing import Any  # noqa: E402
-
-from airflow_provider_ges._compat import AIRFLOW_V_3_3_PLUS  # noqa: E402
 
 RESTORE_DAG, DESCRIBE, APPROVAL = "example_ges_restore_graph", "describe_restore", "approve_restore"
 DAG_IDS.append(RESTORE_DAG)  # a failed test's unfinished runs are failed after it (_clean_emulator)
@@ -346,7 +342,7 @@ def _example_restore_polls_fast() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def airflow_deployment(_example_restore_polls_fast: None, airflow_deployment: Deployment) -> Deployment:
-    """The plugin's deployment (tests/deployment.py), started once that environment is set."""
+    """The plugin's deployment (tests/deployment/stack.py), started once that environment is set."""
     return airflow_deployment
 
 
