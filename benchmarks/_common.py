@@ -31,6 +31,7 @@ def isolate_airflow() -> None:
         atexit.register(shutil.rmtree, home, True)
         os.environ["AIRFLOW_HOME"] = home
         os.environ["GES_BENCH_PRIVATE_HOME"] = "1"
+        os.environ["GES_TOKEN_CACHE_DIR"] = os.path.join(home, "token-cache")  # the host's token files
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 
