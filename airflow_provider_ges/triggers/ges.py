@@ -121,7 +121,6 @@ class GesBackupTrigger(BaseTrigger):
         return await poll(look, self.poll_interval, self.end_time, timeout, self.log)
 
 
-#: The arguments a backup gate is made of: ``GesBackupSensor``'s and ``GesBackupSensorTrigger``'s.
 def gate_of(source: object) -> BackupGate:
     """The gate of a sensor's rendered arguments (the ``GATE_ARGS`` attributes of ``source``; an
     empty one is None); a ``ValueError`` naming the field if one is bad."""
