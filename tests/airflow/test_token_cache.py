@@ -216,8 +216,11 @@ def test_a_token_due_for_refresh_or_expired_is_not_used(emu: GesEmulator, when: 
 def test_a_token_near_expiry_is_not_used(emu: GesEmulator) -> None:
     emu.token_ttl = 2.0  # refresh point: a tenth of the life (0.2 s) before expiry
     first = new_process_token()
-    refresh_at = datetime.fromisoformat(json.loads(token_file().read_text())["refresh_at"])
-    expires_at = datetime.fromisoformat(json.loads(token_file().read_text())["expires_at"])
+    saved = json.loads(token_file().read_text())
+    # Python 3.10's fromisoformat takes no "Z"
+    refresh_at, expires_at = (
+        datetime.fromisoformat(saved[key].replace("Z", "+00:00")) for key in ("refresh_at", "expires_at")
+    )
     assert timedelta(seconds=0.15) < expires_at - refresh_at < timedelta(seconds=0.25)
     assert new_process_token() == first
     time.sleep(max((refresh_at - datetime.now(timezone.utc)).total_seconds(), 0) + 0.01)
